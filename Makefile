@@ -1,0 +1,27 @@
+# Set-up builds .venv from scratch. torch is pinned here (not in pyproject) to the CPU wheel
+# that lies on our machines; on a GPU machine install the torch build you need first.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.13.0
+
+.PHONY: venv test lint clean-venv
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[embedded,dev]"
+	touch $@
+
+test: venv
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/pytest -q
+
+lint: venv
+	$(BIN)/ruff check src tests benchmarks
+
+clean-venv:
+	rm -rf $(VENV)

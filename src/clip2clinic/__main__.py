@@ -1,0 +1,3 @@
+from clip2clinic.cli import main
+
+raise SystemExit(main())

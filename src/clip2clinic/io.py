@@ -1,0 +1,116 @@
+"""Reading user tables and writing outputs safely.
+
+Every reader raises :class:`InputError` with a message that names the file (and the column or
+line) at fault; every writer writes to a temporary file beside the target and renames it, so an
+interrupted job never leaves a half-written output.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import logging
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+class InputError(ValueError):
+    """A user-supplied file or field cannot be used; the message says which and why."""
+
+
+def decode_lenient(data: bytes, source: str = "<bytes>") -> str:
+    """Decode UTF-8, falling back to Latin-1 line by line for lines that are not UTF-8.
+
+    Latin-1 maps every byte, so nothing is lost and no row is dropped; a warning counts the
+    repaired lines.
+    """
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    lines = data.splitlines(keepends=True)
+    repaired = 0
+    out = []
+    for line in lines:
+        try:
+            out.append(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            out.append(line.decode("latin-1"))
+            repaired += 1
+    log.warning("%s: %d line(s) were not UTF-8 and were read as Latin-1", source, repaired)
+    return "".join(out)
+
+
+def read_table(path: str | os.PathLike, required: Sequence[str] = ()) -> pd.DataFrame:
+    """Read a CSV (optionally gzip-compressed) as strings, NaN kept for empty cells.
+
+    Raises :class:`InputError` if the file is missing, empty, not parseable as CSV, or lacks a
+    required column.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise InputError(f"{path}: not a readable gzip file ({exc})") from None
+    if not raw.strip():
+        raise InputError(f"{path}: the file is empty (no header row)")
+    text = decode_lenient(raw, str(path))
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
+        raise InputError(f"{path}: unreadable CSV ({exc})") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"{path}: missing column(s) {', '.join(map(repr, missing))}; "
+            f"the file has {', '.join(map(repr, frame.columns))}"
+        )
+    return frame
+
+
+@contextmanager
+def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; on success rename it onto ``target``."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_csv_atomic(frame: pd.DataFrame, target: str | os.PathLike) -> None:
+    """Write ``frame`` as CSV (no index) atomically."""
+    with atomic_path(target) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def write_text_atomic(text: str, target: str | os.PathLike) -> None:
+    """Write ``text`` as UTF-8 atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def as_text(value: object) -> str:
+    """A report cell as text: NaN/None become ""."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return str(value)

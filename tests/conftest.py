@@ -1,0 +1,26 @@
+"""Shared fixtures. ``shared_data`` is the real data beside the checkout (../shared/data);
+tests that need it skip with a clear reason where it is absent (a user's clone)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("CLIP2CLINIC_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Path to ../shared/data; skips the test where it is not beside the checkout."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA} (set CLIP2CLINIC_SHARED_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def bad_inputs(shared_data: Path) -> Path:
+    """The fault corpus of ../shared/data/bad_inputs."""
+    return shared_data / "bad_inputs"
