@@ -36,7 +36,7 @@ def test_read_table_falls_back_to_latin1_per_line(tmp_path: Path) -> None:
     ("content", "message"),
     [
         (b"", "empty"),
-        (b"id,text\n1,x\n", "missing column(s) 'report'"),
+        (b"id,text\n1,x\n", r"missing column\(s\) .report."),
         (b'id,report\nok,x\nbad,"unterminated\n', "unreadable CSV"),
         (b"id,report\nok,x\nextra,a,b,c\n", "unreadable CSV"),
     ],
