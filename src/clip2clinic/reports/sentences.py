@@ -15,7 +15,8 @@ _ABBREVIATIONS = ("approx", "dr", "e.g", "i.e", "vs", "cf", "no", "fig", "st", "
 # A boundary is: sentence punctuation followed by space/end, a blank or broken line, or the
 # start of a list item ("2." / "2)") after whitespace.
 _BOUNDARY = re.compile(r"[.!?;]+(?=\s|$)|\n|(?<=\s)(?=\d{1,2}[.)]\s)")
-_ENDING_ABBREV = re.compile(r"\b(?:%s)\.$" % "|".join(re.escape(a) for a in _ABBREVIATIONS), re.I)
+_ABBREV_ALTERNATION = "|".join(re.escape(a) for a in _ABBREVIATIONS)
+_ENDING_ABBREV = re.compile(rf"\b(?:{_ABBREV_ALTERNATION})\.$", re.I)
 _LIST_NUMBER_ONLY = re.compile(r"\s*\d{1,2}[.)]")
 _LIST_NUMBER = re.compile(r"^\s*\d{1,2}[.)]\s+")
 
