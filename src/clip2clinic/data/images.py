@@ -1,0 +1,310 @@
+"""Loading chest X-ray images as 2-D uint8 grey arrays, and the resized-image cache.
+
+One entry point, :func:`load_image`, reads JPEG, 8- and 16-bit PNG (and anything else Pillow
+decodes) and DICOM (through pydicom), and returns a ``(height, width)`` uint8 array in which
+bright means dense (bone white), whatever the file's photometric convention. A file that cannot
+be read raises :class:`ImageLoadError` naming the file and the reason; :func:`load_many` turns
+those errors into a per-file report so that one bad image never stops a batch.
+
+Grey-level conversion:
+
+- 8-bit grey images are returned unchanged; binary (mode "1") images become 0/255.
+- 16-bit (and 32-bit integer or float) images are scaled linearly from their real range
+  (minimum to maximum pixel value) to 0-255: a 12-bit image stored in a 16-bit PNG uses the whole
+  8-bit range instead of the bottom 1/16 of it. A constant image is scaled by its dtype's range.
+- Colour images (RGB, RGBA, palette, grey + alpha) are converted with Pillow's ITU-R 601-2 luma
+  transform; alpha is dropped.
+- DICOM: the stored values (pydicom masks them to BitsStored) go through the Modality LUT
+  (RescaleSlope/RescaleIntercept or a Modality LUT Sequence), then the first VOI window
+  (WindowCenter/WindowWidth, with VOILUTFunction LINEAR, LINEAR_EXACT or SIGMOID per DICOM
+  PS3.3 C.11.2.1) or VOI LUT when present, else the real range as above. MONOCHROME1 (where
+  low values are bright) is inverted last, so MONOCHROME1 and MONOCHROME2 files with the same
+  stored values read as inverses of each other. Multi-frame files give their first frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from PIL import Image, ImageFile, UnidentifiedImageError
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+from clip2clinic.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
+
+#: Cached images keep their aspect ratio; the shorter side becomes this many pixels.
+DEFAULT_SHORTER_SIDE = 256
+
+#: The longer side of a cached image never exceeds this; for extreme aspect ratios (a 4 x 3000
+#: strip) the shorter side then ends up below ``DEFAULT_SHORTER_SIDE``.
+DEFAULT_MAX_LONGER_SIDE = 2048
+
+
+class ImageLoadError(ValueError):
+    """An image file cannot be read; ``path`` and ``reason`` say which file and why."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Read one image file as a 2-D uint8 grey array (bright = dense).
+
+    DICOM is recognised by its "DICM" magic or a .dcm/.dicom suffix, everything else goes to
+    Pillow. Raises :class:`ImageLoadError` for a missing, empty, truncated, corrupt or
+    unsupported file.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(132)
+    except FileNotFoundError:
+        raise ImageLoadError(path, "no such file") from None
+    except IsADirectoryError:
+        raise ImageLoadError(path, "is a directory, not an image file") from None
+    except OSError as exc:
+        raise ImageLoadError(path, f"cannot open ({exc.strerror or exc})") from None
+    if not head:
+        raise ImageLoadError(path, "empty file (0 bytes)")
+    if head[128:132] == b"DICM" or path.suffix.lower() in DICOM_SUFFIXES:
+        image = _load_dicom(path)
+    else:
+        image = _load_with_pillow(path)
+    if image.ndim != 2 or min(image.shape) < 1:
+        raise ImageLoadError(path, f"unexpected pixel array shape {image.shape}")
+    return image
+
+
+@contextmanager
+def _strict_decoding() -> Iterator[None]:
+    """Make Pillow raise on truncated files even if some other code relaxed it globally."""
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
+def _load_with_pillow(path: Path) -> np.ndarray:
+    try:
+        with _strict_decoding(), Image.open(path) as image:
+            image.load()
+            return pil_to_grey(image)
+    except UnidentifiedImageError:
+        raise ImageLoadError(path, "not a recognised image format") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageLoadError(path, f"image too large ({exc})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        reason = str(exc) or type(exc).__name__
+        if "truncated" in reason or isinstance(exc, EOFError):
+            reason = f"truncated or incomplete file ({reason})"
+        raise ImageLoadError(path, f"cannot decode: {reason}") from None
+
+
+def pil_to_grey(image: Image.Image) -> np.ndarray:
+    """A decoded Pillow image as a 2-D uint8 grey array (see the module notes)."""
+    if image.mode == "L":
+        return np.asarray(image, dtype=np.uint8).copy()
+    if image.mode == "1":
+        return np.asarray(image, dtype=np.uint8) * np.uint8(255)
+    if image.mode.startswith("I") or image.mode == "F":
+        return scale_to_uint8(np.asarray(image))
+    return np.asarray(image.convert("L"), dtype=np.uint8).copy()
+
+
+def scale_to_uint8(values: np.ndarray) -> np.ndarray:
+    """Linearly map an array's real (min..max) range onto 0-255.
+
+    A constant array is mapped by its dtype's nominal range instead (all-zero stays 0).
+    """
+    values = np.asarray(values)
+    if values.dtype == np.uint8:
+        return values.copy()
+    lo, hi = float(values.min()), float(values.max())
+    if hi <= lo:
+        if np.issubdtype(values.dtype, np.integer):
+            info = np.iinfo(values.dtype)
+            lo, hi = float(min(info.min, 0)), float(info.max)
+        else:
+            lo, hi = 0.0, 1.0
+    scaled = (values.astype(np.float32) - lo) * (255.0 / (hi - lo))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def _load_dicom(path: Path) -> np.ndarray:
+    try:
+        ds = pydicom.dcmread(path)
+    except InvalidDicomError as exc:
+        raise ImageLoadError(path, f"not a DICOM file ({exc})") from None
+    except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+        raise ImageLoadError(path, f"unreadable DICOM ({exc})") from None
+    if not any(tag in ds for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        raise ImageLoadError(path, "DICOM has no pixel data (truncated or a non-image object)")
+    try:
+        pixels = ds.pixel_array
+    except (ValueError, RuntimeError, NotImplementedError, AttributeError, OSError) as exc:
+        raise ImageLoadError(path, f"cannot decode DICOM pixel data ({exc})") from None
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if frames > 1:
+        pixels = pixels[0]
+    if pixels.ndim == 3:  # colour: pydicom returns RGB for RGB and YBR data
+        luma = pixels[..., :3].astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+        if pixels.dtype == np.uint8:
+            return np.clip(np.rint(luma), 0, 255).astype(np.uint8)
+        return scale_to_uint8(luma)
+    values = apply_modality_lut(pixels, ds)
+    grey = _apply_voi(values, ds)
+    if photometric == "MONOCHROME1":
+        grey = 255 - grey
+    return grey
+
+
+def _first(value: object) -> float:
+    """The first value of a DICOM multi-valued number (or the number itself)."""
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        value = value[0]
+    return float(value)
+
+
+def _apply_voi(values: np.ndarray, ds: pydicom.Dataset) -> np.ndarray:
+    """VOI windowing to uint8: the first window, else the VOI LUT, else the real range."""
+    center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
+    if center is not None and width is not None and _first(width) >= 1:
+        return window_to_uint8(
+            values, _first(center), _first(width), str(ds.get("VOILUTFunction", "LINEAR"))
+        )
+    if "VOILUTSequence" in ds:
+        lut_values = apply_voi_lut(values, ds, index=0, prefer_lut=True)
+        bits = int(ds.VOILUTSequence[0].LUTDescriptor[2])
+        return np.clip(np.rint(lut_values * (255.0 / (2**bits - 1))), 0, 255).astype(np.uint8)
+    return scale_to_uint8(values)
+
+
+def window_to_uint8(
+    values: np.ndarray, center: float, width: float, function: str = "LINEAR"
+) -> np.ndarray:
+    """Apply a DICOM VOI window (PS3.3 C.11.2.1.2/3) mapping into 0-255."""
+    x = np.asarray(values, dtype=np.float64)
+    function = function.upper()
+    if function == "SIGMOID":
+        fraction = 1.0 / (1.0 + np.exp(-4.0 * (x - center) / width))
+    elif function == "LINEAR_EXACT":
+        fraction = (x - center) / width + 0.5
+    else:  # LINEAR, the default
+        fraction = (x - (center - 0.5)) / (width - 1.0) + 0.5 if width > 1 else (x >= center)
+    return np.clip(np.rint(np.clip(fraction, 0.0, 1.0) * 255.0), 0, 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- batches
+
+
+@dataclass
+class LoadReport:
+    """What a batch load did: how many files loaded and, per failed file, the reason."""
+
+    loaded: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    def reasons(self) -> dict[str, int]:
+        """Count of failures per reason (the reason text without the file name)."""
+        counts: dict[str, int] = {}
+        for _, reason in self.failures:
+            counts[reason] = counts.get(reason, 0) + 1
+        return counts
+
+
+def load_many(
+    paths: Iterable[str | os.PathLike], report: LoadReport | None = None
+) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield ``(path, image)`` for every readable file; unreadable ones are logged, counted in
+    ``report`` (when given) and skipped, never raised."""
+    for path in paths:
+        try:
+            image = load_image(path)
+        except ImageLoadError as exc:
+            log.warning("skipping image %s", exc)
+            if report is not None:
+                report.failures.append((exc.path, exc.reason))
+            continue
+        if report is not None:
+            report.loaded += 1
+        yield str(path), image
+
+
+# --------------------------------------------------------------------------- resizing and cache
+
+
+def shorter_side_size(
+    height: int,
+    width: int,
+    shorter_side: int = DEFAULT_SHORTER_SIDE,
+    max_longer_side: int = DEFAULT_MAX_LONGER_SIDE,
+) -> tuple[int, int]:
+    """Target ``(height, width)``: the shorter side becomes ``shorter_side``, aspect kept,
+    the longer side capped at ``max_longer_side``; never below 1 pixel."""
+    scale = shorter_side / min(height, width)
+    scale = min(scale, max_longer_side / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def resize_shorter_side(
+    image: np.ndarray,
+    shorter_side: int = DEFAULT_SHORTER_SIDE,
+    max_longer_side: int = DEFAULT_MAX_LONGER_SIDE,
+) -> np.ndarray:
+    """Resize a 2-D uint8 image (antialiased bilinear) so its shorter side is ``shorter_side``.
+
+    The aspect ratio is kept; see :func:`shorter_side_size` for the cap on the longer side.
+    """
+    height, width = image.shape
+    target = shorter_side_size(height, width, shorter_side, max_longer_side)
+    if target == (height, width):
+        return image
+    resized = Image.fromarray(image, "L").resize((target[1], target[0]), Image.Resampling.BILINEAR)
+    return np.asarray(resized)
+
+
+def save_grey_png(image: np.ndarray, target: str | os.PathLike) -> None:
+    """Write a 2-D uint8 array as an 8-bit grey PNG, atomically."""
+    with atomic_path(target) as tmp:
+        Image.fromarray(image, "L").save(tmp, format="PNG", compress_level=1)
+
+
+def cache_resized(
+    source: str | os.PathLike,
+    target: str | os.PathLike,
+    shorter_side: int = DEFAULT_SHORTER_SIDE,
+    max_longer_side: int = DEFAULT_MAX_LONGER_SIDE,
+) -> tuple[int, int]:
+    """Load ``source``, resize it to ``shorter_side`` and write it to ``target`` as an 8-bit
+    grey PNG (atomically). Returns the cached ``(height, width)``.
+
+    An existing ``target`` is kept as it is (the cache is idempotent; delete it to rebuild).
+    Raises :class:`ImageLoadError` when ``source`` cannot be read.
+    """
+    target = Path(target)
+    if target.is_file():
+        with Image.open(target) as cached:
+            return cached.height, cached.width
+    image = resize_shorter_side(load_image(source), shorter_side, max_longer_side)
+    save_grey_png(image, target)
+    return image.shape
