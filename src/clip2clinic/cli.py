@@ -15,6 +15,7 @@ from clip2clinic import __version__
 from clip2clinic.io import InputError
 
 COMMAND_MODULES: tuple[str, ...] = (
+    "clip2clinic.reports.label_command",
 )
 
 
