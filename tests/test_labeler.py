@@ -47,7 +47,7 @@ def test_reproduces_the_chexpert_labeler_sample_outputs(labeler, shared_data: Pa
         ("The heart is mildly enlarged.", "Cardiomegaly", 1.0),
         ("Enlargement of the cardiac silhouette.", "Cardiomegaly", 1.0),
         ("Borderline heart size.", "Cardiomegaly", -1.0),
-        ("Stable cardiomediastinal silhouette.", "Enlarged Cardiomediastinum", -1.0),
+        ("Stable cardiomediastinal silhouette.", "Enlarged Cardiomediastinum", None),
         ("Pacemaker leads project over the heart.", "Cardiomegaly", None),
         # negation scope
         ("No pneumothorax, pleural effusion, or focal consolidation.", "Consolidation", 0.0),
@@ -63,7 +63,13 @@ def test_reproduces_the_chexpert_labeler_sample_outputs(labeler, shared_data: Pa
         ("Possible small left effusion.", "Pleural Effusion", -1.0),
         ("Pneumonia cannot be excluded.", "Pneumonia", -1.0),
         ("Cannot exclude pneumonia.", "Pneumonia", -1.0),
-        ("Atelectasis or scarring at the left base.", "Atelectasis", -1.0),
+        # alternatives name a seen abnormality: not uncertain by themselves (docs/labeler.md)
+        ("Atelectasis or scarring at the left base.", "Atelectasis", 1.0),
+        ("Left basilar atelectasis versus infiltrate.", "Atelectasis", 1.0),
+        ("Borderline cardiomegaly.", "Cardiomegaly", 1.0),
+        ("Mild pulmonary vascular congestion.", "Edema", -1.0),
+        ("No pulmonary vascular congestion.", "Edema", 0.0),
+        ("Residuals of prior granulomatous infection.", "Pneumonia", None),
         ("Left basilar opacity may represent atelectasis.", "Lung Opacity", 1.0),
         ("Left basilar opacity may represent atelectasis.", "Atelectasis", -1.0),
         ("Findings suggestive of pulmonary edema.", "Edema", -1.0),

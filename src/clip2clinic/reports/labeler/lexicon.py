@@ -18,9 +18,10 @@ DATA_DIR = Path(__file__).with_name("data")
 
 PHASES: tuple[str, ...] = ("first", "negation", "uncertainty")
 _DIRECTIONS = {"<": ("before", False), "<<": ("before", True), ">": ("after", False),
-               ">>": ("after", True)}
-QUALIFIER_CLASSES: dict[str, int] = {
-    "negative": 0, "uncertain": -1, "positive": 1, "stable": -1,
+               ">>": ("after", True), "=": ("self", False)}
+#: Status an anatomical mention gets from its qualifier; None: not a mention after all.
+QUALIFIER_CLASSES: dict[str, int | None] = {
+    "negative": 0, "uncertain": -1, "positive": 1, "stable": None,
 }
 
 
@@ -59,10 +60,11 @@ def _word_pattern(phrases: list[str]) -> re.Pattern[str] | None:
 
 @dataclass(frozen=True)
 class CuePattern:
-    """Cues of one phase and direction: group ``near`` (within three words), ``far``, ``pseudo``."""
+    """Cues of one phase and side ("before", "after" the mention, or the mention "self"):
+    groups ``near`` (within three words), ``far`` and ``pseudo``."""
 
     phase: str
-    after: bool
+    side: str
     regex: re.Pattern[str]
 
 
@@ -103,7 +105,7 @@ def _load_cues(path: Path) -> tuple[CuePattern, ...]:
         table.setdefault((phase, side, near), []).append(_cue_source(source))
     cues = []
     for phase in PHASES:
-        for side in ("before", "after"):
+        for side in ("before", "after", "self"):
             groups = [f"(?P<pseudo>{_alternation(pseudo)})"] if pseudo else []
             for near, name in ((True, "near"), (False, "far")):
                 sources = table.get((phase, side, near))
@@ -111,7 +113,7 @@ def _load_cues(path: Path) -> tuple[CuePattern, ...]:
                     groups.append(f"(?P<{name}>{_alternation(sources)})")
             if len(groups) > (1 if pseudo else 0):
                 regex = re.compile("|".join(groups))
-                cues.append(CuePattern(phase, side == "after", regex))
+                cues.append(CuePattern(phase, side, regex))
     return tuple(cues)
 
 

@@ -101,7 +101,7 @@ class Analysis:
             sentence = members[0][3]
             scope = self.scope(sentence)
             kind = scope.qualifier(members[0][1], max(m[2] for m in members))
-            if kind is None:
+            if qualifier_status(kind) is None:
                 continue
             for observation, start, end, _ in members:
                 status = qualifier_status(kind)

@@ -5,7 +5,8 @@ clause, a cue before a mention ("no", "possible") reaches forward to it unless a
 (a verb such as "is", ", the", "and there") lies between them; a cue after a mention ("is not
 seen", "cannot be excluded") reaches back over a gap that holds no verb. Cues marked *near*
 reach three words at most. The CheXpert labeler's order decides: pre-negation uncertainty, then
-negation, then uncertainty; no cue means positive.
+negation, then uncertainty; no cue means positive. A few mentions are cues themselves
+("vascular congestion" is uncertain edema unless negated).
 
 Anatomical mentions ("heart size", "mediastinum") name no finding by themselves; their status
 comes from a size qualifier ("normal", "enlarged", "borderline", "stable") placed right before
@@ -34,7 +35,7 @@ _COORDINATION_GAP = re.compile(r"[\s,]*(?:(?:and|or|&)[\s,]+)?(?:the\s+)?")
 
 class Cue(NamedTuple):
     phase: str
-    after: bool
+    side: str
     near: bool
     start: int
     end: int
@@ -68,7 +69,7 @@ class SentenceScope:
                 for match in pattern.regex.finditer(self.text, start, end):
                     kind = match.lastgroup
                     if kind != "pseudo":
-                        found.append(Cue(pattern.phase, pattern.after, kind == "near",
+                        found.append(Cue(pattern.phase, pattern.side, kind == "near",
                                          match.start(), match.end()))
             self._cues[index] = found
         return self._cues[index]
@@ -86,7 +87,10 @@ class SentenceScope:
             for cue in cues:
                 if cue.phase != phase:
                     continue
-                if cue.after:
+                if cue.side == "self":
+                    if cue.start <= start and end <= cue.end:
+                        return _PHASE_STATUS[phase]
+                elif cue.side == "after":
                     if cue.start >= end and self._reaches(end, cue.start, cue.near):
                         return _PHASE_STATUS[phase]
                 elif cue.start < start and (
@@ -131,6 +135,6 @@ def coordinated_groups(spans: list[tuple[int, int, int]], text: str) -> list[lis
     return groups
 
 
-def qualifier_status(kind: str) -> int:
-    """Status a qualifier class gives an anatomical mention."""
-    return QUALIFIER_CLASSES[kind]
+def qualifier_status(kind: str | None) -> int | None:
+    """Status a qualifier class gives an anatomical mention (None: no mention)."""
+    return None if kind is None else QUALIFIER_CLASSES[kind]
