@@ -3,7 +3,9 @@
 Labels are read from ``image_labels_{train,test}.csv`` (one row per image and radiologist, one
 0/1 column per finding or diagnosis; the pathologies are those columns, in file order). Where
 those files are absent, the box files ``annotations_{train,test}.csv`` (one row per box, with
-``class_name``; "No finding" rows for clean images) are turned into the same 0/1 table.
+``class_name``; "No finding" rows for clean images) are turned into the same 0/1 table; they
+only hold the local findings and "No finding", not the global diagnoses (COPD, Lung tumor,
+Pneumonia, Tuberculosis, Other diseases).
 
 Each training image was read by three radiologists (``rad_id``); the test images carry the
 consensus of five. The radiologists' votes are aggregated per image and label with
@@ -91,14 +93,19 @@ ROOT/                                   (physionet.org/files/vindr-cxr/1.0.0)
             raise ValueError(f"aggregate must be 'majority' or 'any', got {aggregate!r}")
         root = Path(root)
         require(type(self), root, *OFFICIAL_SPLITS.values())
-        votes = {split: self._votes(root, split) for split in OFFICIAL_SPLITS}
+        votes, from_boxes = {}, {}
+        for split in OFFICIAL_SPLITS:
+            votes[split], from_boxes[split] = self._votes(root, split)
         pathologies = [c for c in votes["train"].columns if c not in ID_COLUMNS]
         pathologies += [
             c for c in votes["test"].columns if c not in ID_COLUMNS and c not in pathologies
         ]
         parts = []
         for split, folder in OFFICIAL_SPLITS.items():
-            table = votes[split].reindex(columns=["image_id", *pathologies])
+            # A class absent from a box file was marked by nobody (0); absent from an
+            # image-label file it was not asked (unknown).
+            fill = 0.0 if from_boxes[split] else np.nan
+            table = votes[split].reindex(columns=["image_id", *pathologies], fill_value=fill)
             images = aggregate_votes(table, pathologies, aggregate)
             files = index_files(root / folder, IMAGE_SUFFIXES)
             images["path"] = [files.get(image_id) for image_id in images["image_id"]]
@@ -123,13 +130,14 @@ ROOT/                                   (physionet.org/files/vindr-cxr/1.0.0)
         super().__init__(frame, pathologies, rows[pathologies].to_numpy(np.float32), transform)
 
     @classmethod
-    def _votes(cls, root: Path, split: str) -> pd.DataFrame:
+    def _votes(cls, root: Path, split: str) -> tuple[pd.DataFrame, bool]:
+        """The split's per-reader 0/1 table, and whether it came from the box file."""
         labels = _annotation_file(cls, root, f"image_labels_{split}.csv")
         if labels is not None:
-            return read_table(labels, required=["image_id"])
+            return read_table(labels, required=["image_id"]), False
         boxes = _annotation_file(cls, root, f"annotations_{split}.csv")
         if boxes is None:
             raise missing_root_error(
                 cls, root, [f"annotations/image_labels_{split}.csv or annotations_{split}.csv"]
             )
-        return votes_from_boxes(read_table(boxes, required=["image_id", "class_name"]))
+        return votes_from_boxes(read_table(boxes, required=["image_id", "class_name"])), True
