@@ -190,5 +190,9 @@ def to_float_labels(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
 
 
 def none_for_missing(values: pd.Series) -> pd.Series:
-    """Object series with None (not NaN) for missing cells, as the contract promises."""
-    return values.astype(object).where(values.notna(), None)
+    """``values`` with None (not NaN) for missing cells, as the contract promises (an object
+    series where something is missing; unchanged otherwise)."""
+    missing = values.isna()
+    if not missing.any():
+        return values
+    return values.astype(object).where(~missing, None)

@@ -1,8 +1,10 @@
 """MIMIC-CXR-JPG (PhysioNet, v2.0.0/2.1.0) with the free-text reports of MIMIC-CXR.
 
-One row per image (dicom_id). Labels are per study (the CheXpert or NegBio file of the release,
-the 14 CheXpert observations), shared by every image of the study; a study missing from the
-label file gets NaN. The split is the official ``mimic-cxr-2.0.0-split.csv.gz`` (by patient).
+One row per image (dicom_id), at ``files/pXX/pSUBJECT/sSTUDY/DICOM_ID.jpg`` (XX: the first two
+digits of the subject id), its report at ``files/pXX/pSUBJECT/sSTUDY.txt``. Labels are per
+study (the CheXpert or NegBio file of the release, the 14 CheXpert observations), shared by
+every image of the study; a study missing from the label file gets NaN. The split is the
+official ``mimic-cxr-2.0.0-split.csv.gz`` (by patient).
 By default only frontal images (ViewPosition PA or AP) are kept, as in the paper.
 """
 
@@ -32,11 +34,6 @@ LABEL_FILES = {
     "negbio": "mimic-cxr-2.0.0-negbio.csv.gz",
 }
 FRONTAL_VIEWS = ("PA", "AP")
-
-
-def study_folder(subject_id: str, study_id: str) -> str:
-    """``files/pXX/pSUBJECT/sSTUDY`` relative path of one study (XX: first 2 subject digits)."""
-    return f"files/p{subject_id[:2]}/p{subject_id}/s{study_id}"
 
 
 class MimicCxr(XrayDataset):
@@ -91,22 +88,17 @@ REPORTS_ROOT/ (default ROOT; the unzipped mimic-cxr-reports.zip)
             how="left",
         ).reset_index(drop=True)
 
-        folders = [
-            study_folder(s, t)
-            for s, t in zip(images["subject_id"], images["study_id"], strict=True)
-        ]
+        subject, study = images["subject_id"], images["study_id"]
+        folders = "files/p" + subject.str[:2] + "/p" + subject + "/s" + study  # vectorised
         frame = pd.DataFrame(
             {
                 "image_id": images["dicom_id"],
-                "patient_id": images["subject_id"],
-                "study_id": images["study_id"],
+                "patient_id": subject,
+                "study_id": study,
                 "split": images["split"],
                 "view": images["ViewPosition"],
-                "path": [
-                    str(root / f / f"{d}.jpg")
-                    for f, d in zip(folders, images["dicom_id"], strict=True)
-                ],
-                "report_path": [str(reports / f"{f}.txt") for f in folders],
+                "path": f"{root}/" + folders + "/" + images["dicom_id"] + ".jpg",
+                "report_path": f"{reports}/" + folders + ".txt",
             }
         )
         labels = to_float_labels(images, CHEXPERT_CLASSES)
