@@ -65,36 +65,38 @@ class Analysis:
             self._scopes[index] = SentenceScope(self.lower, start, end, self.lexicon)
         return self._scopes[index]
 
-    def _matches(self, patterns: dict) -> list[tuple[str, int, int, int]]:
-        found = []
-        for observation, pattern in patterns.items():
-            blocked = None
-            for match in pattern.finditer(self.lower):
-                start, end = match.span()
-                sentence = self.sentence_of(start, end)
-                if sentence is None or start == end:
-                    continue
-                if blocked is None:
-                    unmention = self.lexicon.unmentions.get(observation)
-                    blocked = ([m.span() for m in unmention.finditer(self.lower)]
-                               if unmention else [])
-                if any(start < b_end and end > b_start for b_start, b_end in blocked):
-                    continue
-                found.append((observation, start, end, sentence))
+    def _matches(self) -> dict[str, list[tuple[str, int, int, int]]]:
+        """Mention and anatomy matches by kind: (observation, start, end, sentence)."""
+        found: dict[str, list[tuple[str, int, int, int]]] = {"mention": [], "anatomy": []}
+        blocked: dict[tuple[str, int], list[tuple[int, int]]] = {}
+        for (kind, observation), match in self.lexicon.mentions.scan(self.lower):
+            start, end = match.span()
+            sentence = self.sentence_of(start, end)
+            if sentence is None or start == end:
+                continue
+            key = (observation, sentence)
+            if key not in blocked:
+                unmention = self.lexicon.unmentions.get(observation)
+                blocked[key] = ([m.span() for m in unmention.finditer(
+                    self.lower, *self.sentences[sentence])] if unmention else [])
+            if any(start < b_end and end > b_start for b_start, b_end in blocked[key]):
+                continue
+            found[kind].append((observation, start, end, sentence))
         return found
 
     def mentions(self) -> list[Mention]:
         """Every mention with its status, in text order."""
+        matches = self._matches()
         out = []
-        for observation, start, end, sentence in self._matches(self.lexicon.mentions):
+        for observation, start, end, sentence in matches["mention"]:
             status = self.scope(sentence).status(start, end)
             out.append(Mention(observation, self.text[start:end], start, end, sentence, status))
-        out.extend(self._anatomy_mentions())
+        out.extend(self._anatomy_mentions(matches["anatomy"]))
         out.sort(key=lambda m: (m.start, m.end, m.observation))
         return out
 
-    def _anatomy_mentions(self) -> list[Mention]:
-        found = sorted(self._matches(self.lexicon.anatomy), key=lambda f: (f[1], f[2]))
+    def _anatomy_mentions(self, found: list[tuple[str, int, int, int]]) -> list[Mention]:
+        found = sorted(found, key=lambda f: (f[1], f[2]))
         out = []
         for group in coordinated_groups([(s, e, n) for _, s, e, n in found], self.lower):
             members = [found[i] for i in group]

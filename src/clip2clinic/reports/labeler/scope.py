@@ -64,14 +64,11 @@ class SentenceScope:
         """Every non-pseudo cue of clause ``index``, found once."""
         if index not in self._cues:
             start, end = self.clauses[index]
-            found = []
-            for pattern in self.lexicon.cues:
-                for match in pattern.regex.finditer(self.text, start, end):
-                    kind = match.lastgroup
-                    if kind != "pseudo":
-                        found.append(Cue(pattern.phase, pattern.side, kind == "near",
-                                         match.start(), match.end()))
-            self._cues[index] = found
+            self._cues[index] = [
+                Cue(phase, side, match.lastgroup == "near", match.start(), match.end())
+                for (phase, side), match in self.lexicon.cues.scan(self.text, start, end)
+                if match.lastgroup != "pseudo"
+            ]
         return self._cues[index]
 
     def _reaches(self, gap_start: int, gap_end: int, near: bool) -> bool:
