@@ -39,7 +39,8 @@ def sentence_spans(text: str) -> list[Span]:
         piece = text[start:end]
         if _LIST_NUMBER_ONLY.fullmatch(piece):
             continue
-        if _ENDING_ABBREV.search(piece) and not piece.lower().rstrip().endswith("no."):
+        tail = piece[-9:]  # the longest abbreviation, its period and a line break
+        if _ENDING_ABBREV.search(tail) and not tail.lower().rstrip().endswith("no."):
             continue
         if piece.lower().rstrip().endswith(" no.") and re.match(r"\s*\d", text[end:]):
             continue
