@@ -100,11 +100,18 @@ def test_status_of_single_statements(labeler, text: str, name: str, want) -> Non
         ("Lungs are clear. Calcified granuloma in the right upper lobe.", None),
         ("Mild degenerative changes of the thoracic spine. Lungs are clear.", None),
         ("Possible small effusion.", None),
-        ("", 1.0),
     ],
 )
 def test_no_finding(labeler, text: str, want) -> None:
     assert _value(labeler.label(text), "No Finding") == want
+
+
+@pytest.mark.parametrize(
+    "text", ["", "  \n\t", "FINDINGS:\n\nIMPRESSION:\n", "___ ___", "XXXX XXXX.", None])
+def test_reports_that_mention_nothing_are_no_finding_as_in_chexpert(labeler, text) -> None:
+    labels = labeler.label(text)
+    assert labels["No Finding"] == 1.0
+    assert all(math.isnan(v) for k, v in labels.items() if k != "No Finding")
 
 
 def test_merge_statuses_positive_beats_uncertain_beats_negative() -> None:

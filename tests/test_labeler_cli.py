@@ -21,16 +21,16 @@ def _label(tmp_path: Path, source: Path, text: str = "report", ident: str = "id"
 
 def test_writes_id_and_the_14_columns_as_integers(tmp_path: Path) -> None:
     source = tmp_path / "in.csv"
-    pd.DataFrame({"study": ["s1", "s2", "s3"],
-                  "text": ["Cardiomegaly. No effusion.", "Possible pneumonia.", ""]}).to_csv(
-        source, index=False)
+    texts = ["Cardiomegaly. No effusion.", "Possible pneumonia.", "Lungs are clear.", ""]
+    pd.DataFrame({"study": ["s1", "s2", "s3", "s4"], "text": texts}).to_csv(source, index=False)
     assert _label(tmp_path, source, "text", "study") == 0
     lines = (tmp_path / "out.csv").read_text().splitlines()
     assert lines[0] == "study," + ",".join(CHEXPERT_CLASSES)
     out = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
-    assert out["study"].tolist() == ["s1", "s2", "s3"]
+    assert out["study"].tolist() == ["s1", "s2", "s3", "s4"]
     assert out.loc[0, "Cardiomegaly"] == "1" and out.loc[0, "Pleural Effusion"] == "0"
     assert out.loc[0, "No Finding"] == "" and out.loc[2, "No Finding"] == "1"
+    assert out.loc[3, "No Finding"] == "1"  # mentions nothing, as in the CheXpert labeler
     assert out.loc[1, "Pneumonia"] == "-1"
     assert set(out[list(CHEXPERT_CLASSES)].to_numpy().ravel()) <= {"1", "0", "-1", ""}
 

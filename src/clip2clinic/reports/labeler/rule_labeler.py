@@ -21,13 +21,18 @@ class RuleLabeler:
 
     def __init__(self, data_dir: str | Path = DATA_DIR):
         self.lexicon = load_lexicon(Path(data_dir))
+        self._last: Analysis | None = None  # status_of asks many spans of one text in a row
 
     def mentions(self, text: str) -> list[Mention]:
         """Every mention in ``text`` with its status, in text order."""
         return Analysis(as_text(text), self.lexicon).mentions()
 
     def label(self, text: str) -> dict[str, float]:
-        """All 14 classes: 1.0, 0.0, -1.0, or NaN (not mentioned), after CheXpert aggregation."""
+        """All 14 classes: 1.0, 0.0, -1.0, or NaN (not mentioned), after CheXpert aggregation.
+
+        As in the CheXpert labeler, a report that mentions nothing (also an empty one) is
+        "No Finding"; drop empty reports upstream where that is not wanted.
+        """
         return aggregate(self.mentions(text))
 
     def label_many(self, texts: Iterable[str], progress: bool = False) -> pd.DataFrame:
@@ -39,9 +44,13 @@ class RuleLabeler:
         """Status (1, 0, -1) of the span ``text[start:end]`` under the same negation and
         uncertainty scope rules; a span outside every sentence is positive.
 
-        For callers (the graph extractor) that find their own entities and need their presence.
+        For callers (the graph extractor) that find their own entities and need their presence;
+        consecutive calls on the same text share its sentence and cue analysis.
         """
-        analysis = Analysis(as_text(text), self.lexicon)
+        text = as_text(text)
+        if self._last is None or self._last.text != text:
+            self._last = Analysis(text, self.lexicon)
+        analysis = self._last
         sentence = analysis.sentence_of(start, end)
         if sentence is None:
             return 1
