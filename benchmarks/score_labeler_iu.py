@@ -27,7 +27,7 @@ def markdown(table) -> str:
     lines = ["| class | P | R | F1 | support |", "|---|---|---|---|---|"]
     for name, row in table.iterrows():
         lines.append(f"| {name} | {row.precision:.3f} | {row.recall:.3f} | {row.f1:.3f} | "
-                     f"{row.support} |")
+                     f"{int(row.support)} |")
     return "\n".join(lines)
 
 
