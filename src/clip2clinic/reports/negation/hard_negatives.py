@@ -1,0 +1,205 @@
+"""Negation-based hard negatives (paper Sec. 3 and 4.1, Fig. 2).
+
+Abnormal report (at least one of the 13 findings positive; Support Devices counts, as the
+paper's CheXbert step picks among "positive findings, diseases, or medical devices"): one
+positive observation is chosen at random, every statement about it is removed (``omitted``,
+r^r), and a negative statement about it from a phrasing pool is inserted at the beginning,
+middle or end (``negated``, r^n).
+
+Normal report (no positive finding): a report of the corpus with exactly one positive finding
+is its hard negative (``negated``); ``chosen`` is empty and ``omitted`` is the report itself.
+
+Every random draw comes from a generator seeded by (seed, row id), so a row's result does not
+depend on the order of rows or on how a corpus is split across processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from clip2clinic.io import as_text
+from clip2clinic.observations import FINDINGS, POSITIVE, UNCERTAIN
+from clip2clinic.reports.labeler import Mention, RuleLabeler
+from clip2clinic.reports.labeler.aggregate import aggregate
+from clip2clinic.reports.negation.phrasings import negation_phrasings
+from clip2clinic.reports.negation.removal import Labels, omit_observation
+from clip2clinic.reports.sentences import sentence_spans
+
+log = logging.getLogger(__name__)
+
+POSITIONS: tuple[str, ...] = ("beginning", "middle", "end")
+COLUMNS: tuple[str, ...] = ("chosen", "negated", "omitted")
+
+
+@dataclass(frozen=True)
+class HardNegative:
+    """``chosen``: the CheXpert class negated ("" for a normal report); ``negated``: the hard
+    negative r^n; ``omitted``: the report without the chosen observation r^r."""
+
+    chosen: str
+    negated: str
+    omitted: str
+
+
+@lru_cache(maxsize=1)
+def default_labeler() -> RuleLabeler:
+    """The rule labeler with its bundled word lists (built once)."""
+    return RuleLabeler()
+
+
+def row_rng(seed: int, row_id: str) -> np.random.Generator:
+    """A generator seeded by ``seed`` and a stable hash of ``row_id`` (not Python's ``hash``,
+    which changes between processes)."""
+    digest = hashlib.blake2b(row_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return np.random.default_rng([seed, int.from_bytes(digest, "little")])
+
+
+def positive_findings(labels: Labels) -> list[str]:
+    """The findings labelled positive, in CheXpert column order."""
+    return [o for o in FINDINGS if labels.get(o) == POSITIVE]
+
+
+def insert_statement(report: str, statement: str, position: str,
+                     rng: np.random.Generator) -> str:
+    """``report`` with ``statement`` (a whole sentence) before its first sentence, between two
+    of its sentences (drawn from ``rng``; with fewer than two sentences, at the end), or after
+    its last sentence."""
+    spans = sentence_spans(report)
+    if not spans:
+        return statement
+    if position == "beginning":
+        return f"{statement} {report.lstrip()}"
+    if position == "middle" and len(spans) >= 2:
+        at = spans[int(rng.integers(1, len(spans)))].start
+        return f"{report[:at]}{statement} {report[at:]}"
+    base = report.rstrip()
+    if base[-1].isalnum() or base[-1] in ")]\"'":
+        base += "."  # keep the statement a sentence of its own
+    return f"{base} {statement}"
+
+
+def make_hard_negative(report: str, row_id: str, seed: int = 0, pool: str = "train",
+                       corpus_single_positive: Sequence[str] = (),
+                       labels: Labels | None = None,
+                       mentions: Sequence[Mention] | None = None,
+                       labeler: RuleLabeler | None = None) -> HardNegative:
+    """The hard negative of one (already cleaned) report.
+
+    ``corpus_single_positive``: reports with exactly one positive finding, in a canonical order
+    (see :func:`single_positive_corpus`); one is drawn for a normal report, whose ``negated`` is
+    "" when the sequence is empty. ``labels``/``mentions``: the rule labeler's output for
+    ``report`` when already computed (they are computed otherwise).
+    """
+    report = as_text(report)
+    labeler = labeler or default_labeler()
+    rng = row_rng(seed, as_text(row_id))
+    if labels is None:
+        mentions = labeler.mentions(report) if mentions is None else mentions
+        labels = aggregate(mentions)
+    positives = positive_findings(labels)
+    if not positives:
+        if not corpus_single_positive:
+            return HardNegative("", "", report)
+        drawn = corpus_single_positive[int(rng.integers(len(corpus_single_positive)))]
+        return HardNegative("", drawn, report)
+    mentions = labeler.mentions(report) if mentions is None else mentions
+    chosen, omitted = _choose(report, positives, mentions, labeler, rng)
+    phrasings = negation_phrasings(chosen, pool)
+    statement = phrasings[int(rng.integers(len(phrasings)))]
+    position = POSITIONS[int(rng.integers(len(POSITIONS)))]
+    return HardNegative(chosen, insert_statement(omitted, statement, position, rng), omitted)
+
+
+def _choose(report: str, positives: Sequence[str], mentions: Sequence[Mention],
+            labeler: RuleLabeler, rng: np.random.Generator) -> tuple[str, str]:
+    """The observation to negate and the report without it: the first, in a random order, whose
+    removal leaves every other label as it was (when none does, the first drawn)."""
+    order = [positives[i] for i in rng.permutation(len(positives))]
+    first = None
+    for observation in order:
+        omission = omit_observation(report, observation, mentions, labeler)
+        if omission.clean:
+            return observation, omission.text
+        first = first or (observation, omission.text)
+    return first
+
+
+def single_positive_corpus(reports: Sequence[str],
+                           labels: Sequence[Labels]) -> list[str]:
+    """Reports to draw normal reports' hard negatives from, sorted (so the draw does not
+    depend on row order).
+
+    Those with exactly one positive finding and no uncertain one. If there are none, the
+    reports with the fewest positive findings (uncertain ones allowed) stand in, with a
+    warning; if no report has a positive finding, the list is empty.
+    """
+    counts = [sum(row.get(o) == POSITIVE for o in FINDINGS) for row in labels]
+    single = [text for text, row, count in zip(reports, labels, counts, strict=True)
+              if count == 1 and not any(row.get(o) == UNCERTAIN for o in FINDINGS)]
+    if single:
+        return sorted(single)
+    fewest = min((c for c in counts if c > 0), default=0)
+    if fewest == 0:
+        log.warning("no report has a positive finding: normal reports get no hard negative")
+        return []
+    log.warning("no report has exactly one positive finding and no uncertain one; normal "
+                "reports draw from those with %d positive finding(s)", fewest)
+    return sorted(text for text, c in zip(reports, counts, strict=True) if c == fewest)
+
+
+def make_hard_negatives(reports: Sequence[str], row_ids: Sequence[str], seed: int = 0,
+                        pool: str = "train", corpus_single_positive: Sequence[str] | None = None,
+                        labels: pd.DataFrame | None = None,
+                        labeler: RuleLabeler | None = None,
+                        progress: bool = False) -> pd.DataFrame:
+    """Hard negatives of many reports: columns ``chosen``, ``negated``, ``omitted``, one row per
+    report in input order.
+
+    Each report is labelled once (``labels``, the rule labeler's labels of ``reports`` with
+    the CheXpert column names, skips that). ``corpus_single_positive`` defaults to
+    :func:`single_positive_corpus` of ``reports``; pass the whole corpus's when ``reports`` is
+    one chunk of it.
+    """
+    if len(reports) != len(row_ids):
+        raise ValueError(f"{len(reports)} reports but {len(row_ids)} row ids")
+    if labels is not None and len(labels) != len(reports):
+        raise ValueError(f"{len(reports)} reports but {len(labels)} rows of labels")
+    labeler = labeler or default_labeler()
+    texts = [as_text(r) for r in reports]
+    all_mentions: list[Sequence[Mention] | None] = [None] * len(texts)
+    if labels is None:
+        all_mentions = [labeler.mentions(t)
+                        for t in tqdm(texts, disable=not progress, unit="report",
+                                      desc="labelling")]
+        rows = [aggregate(m) for m in all_mentions]
+    else:
+        rows = [_labels_row(row) for row in labels.to_dict("records")]
+    if corpus_single_positive is None:
+        corpus_single_positive = single_positive_corpus(texts, rows)
+    out = [make_hard_negative(text, as_text(row_id), seed, pool, corpus_single_positive,
+                              labels=row, mentions=mentions, labeler=labeler)
+           for text, row_id, row, mentions in tqdm(
+               zip(texts, row_ids, rows, all_mentions, strict=True), total=len(texts),
+               disable=not progress, unit="report", desc="negating")]
+    return pd.DataFrame([[h.chosen, h.negated, h.omitted] for h in out], columns=list(COLUMNS))
+
+
+def _labels_row(row: Mapping[str, object]) -> dict[str, float]:
+    return {o: _as_float(row.get(o)) for o in FINDINGS}
+
+
+def _as_float(value: object) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return number
