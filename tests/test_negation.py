@@ -199,6 +199,12 @@ def test_batch_with_given_labels_matches_batch_that_labels(labeler: RuleLabeler)
             assert not sentences & set(negation_phrasings(chosen, "train"))
 
 
+def test_given_labels_that_the_text_does_not_bear_out_are_not_negated() -> None:
+    hard = make_hard_negative("Lungs are clear.", "x", labels={"Edema": 1.0},
+                              corpus_single_positive=SINGLE)
+    assert hard.chosen == "" and hard.negated in SINGLE
+
+
 def test_mismatched_lengths_are_refused() -> None:
     with pytest.raises(ValueError, match="2 reports but 1 row ids"):
         make_hard_negatives(["a", "b"], ["1"])

@@ -96,22 +96,22 @@ def make_hard_negative(report: str, row_id: str, seed: int = 0, pool: str = "tra
 
     ``corpus_single_positive``: reports with exactly one positive finding, in a canonical order
     (see :func:`single_positive_corpus`); one is drawn for a normal report, whose ``negated`` is
-    "" when the sequence is empty. ``labels``/``mentions``: the rule labeler's output for
-    ``report`` when already computed (they are computed otherwise).
+    "" when the sequence is empty. ``mentions``: the rule labeler's mentions of ``report`` when
+    already computed. ``labels``: its labels, which let a normal report skip labelling; an
+    abnormal one is decided by its mentions.
     """
     report = as_text(report)
     labeler = labeler or default_labeler()
     rng = row_rng(seed, as_text(row_id))
-    if labels is None:
+    if labels is None or positive_findings(labels):  # given labels spare normal reports
         mentions = labeler.mentions(report) if mentions is None else mentions
-        labels = aggregate(mentions)
+        labels = aggregate(mentions)  # the mentions that removal works on decide
     positives = positive_findings(labels)
     if not positives:
         if not corpus_single_positive:
             return HardNegative("", "", report)
         drawn = corpus_single_positive[int(rng.integers(len(corpus_single_positive)))]
         return HardNegative("", drawn, report)
-    mentions = labeler.mentions(report) if mentions is None else mentions
     chosen, omitted = _choose(report, positives, mentions, labeler, rng)
     phrasings = negation_phrasings(chosen, pool)
     statement = phrasings[int(rng.integers(len(phrasings)))]

@@ -47,7 +47,7 @@ _DISTRIBUTED_NEGATION = re.compile(
 _SUBJECTLESS = re.compile(
     r"(?:consistent with|compatible with|concerning for|suspicious for|suggestive of|suggesting"
     r"|representing|may|could|might|due to|secondary to|related to|in keeping with|reflecting"
-    r"|indicating|appears?)\b", re.IGNORECASE)
+    r"|indicating|appear)\b", re.IGNORECASE)
 # A leading item cut before "without" keeps the negation: "A without B." -> "No B."
 _KEEP_NEGATION = re.compile(r"\s*without\s+$", re.IGNORECASE)
 
