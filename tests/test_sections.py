@@ -109,6 +109,19 @@ def test_headerless_findings_after_comparison_are_used() -> None:
     )
 
 
+def test_headerless_findings_before_impression_are_kept() -> None:
+    report = _mimic(
+        " COMPARISON:  ___.",
+        " ",
+        " Lungs are hyperinflated.  No pleural effusion.",
+        " ",
+        " IMPRESSION:  COPD without acute process.",
+    )
+    assert mimic_report_text(report) == (
+        "Lungs are hyperinflated. No pleural effusion.\nCOPD without acute process."
+    )
+
+
 def test_view_header_counts_as_findings_and_wet_read_is_not_used() -> None:
     sections = parse_sections(MIMIC_WET_READ)
     assert sections["wet_read"].endswith("concerning for pneumonia.")

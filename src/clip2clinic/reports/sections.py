@@ -155,20 +155,17 @@ def mimic_report_text(text: str) -> str:
     """Findings + impression of a MIMIC-CXR report, with the usual fallbacks.
 
     1. findings and impression, joined by a line break (either alone if the other is absent
-       or empty); a "view" header's text ("PORTABLE CHEST: ...") counts as findings when there
-       is no FINDINGS section;
-    2. otherwise the text under no header (see :func:`split_sections`);
-    3. otherwise the last paragraph of the last section that describes the image (not
+       or empty). Without a FINDINGS section, the text of a view header ("PORTABLE CHEST:
+       ...") or else the text under no header (see :func:`split_sections`) is the findings;
+    2. otherwise the last paragraph of the last section that describes the image (not
        indication, history, comparison, technique, examination or notification).
     """
     parts = split_sections(text)
     sections = parse_sections(text)
-    findings = sections.get("findings") or sections.get("view", "")
+    findings = sections.get("findings") or sections.get("view") or sections.get("body", "")
     impression = sections.get("impression", "")
     if findings or impression:
         return _join(findings, impression)
-    if sections.get("body"):
-        return sections["body"]
     for name, body in reversed(parts):
         if name not in NON_CLINICAL_SECTIONS and body:
             return body.rsplit("\n", 1)[-1]
