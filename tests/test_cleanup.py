@@ -109,6 +109,7 @@ def test_split_entities_returns_clause_unchanged_without_a_list() -> None:
         "Unchanged.",
         "No comparison chest x-ray.",
         "Comparison XXXX, XXXX.",
+        "The left lung has re-expanded.",
     ],
 )
 def test_pure_comparison_sentences_are_dropped(text: str) -> None:
@@ -121,6 +122,7 @@ def test_pure_comparison_sentences_are_dropped(text: str) -> None:
         ("Slightly increased left effusion.", "Left effusion."),
         ("Persistent mild cardiomegaly.", "Mild cardiomegaly."),
         ("New right lower lobe opacity.", "Right lower lobe opacity."),
+        ("Expanding right upper lobe mass.", "Right upper lobe mass."),
         ("Moderate cardiomegaly persists.", "Moderate cardiomegaly."),
         ("Small bilateral pleural effusions are unchanged.", "Small bilateral pleural effusions."),
         (
@@ -230,6 +232,8 @@ def test_negations_survive_comparison_removal(text: str, expected: str) -> None:
             "Bilateral effusions, left worse than right.",
             "Bilateral effusions, left greater than right.",
         ),
+        ("Osteophytes, worst at L2-L3.", "Osteophytes, most marked at L2-L3."),
+        ("Expansile lesion of the right ninth rib.", "Expansile lesion of the right ninth rib."),
     ],
 )
 def test_words_that_name_findings_are_kept(text: str, expected: str) -> None:

@@ -166,7 +166,7 @@ _NON_CONTENT = frozenset(
     "patient xxxx am pm all both very mildly slightly minimally markedly essentially grossly "
     "relatively remains remain otherwise improvement improved increase increased decrease "
     "decreased persistent persistence worsening worse new resolution interim specifically "
-    "however additionally further dr doctor consider please".split()
+    "however additionally further dr doctor consider please without".split()
 )
 _WORD = re.compile(r"[^\W\d_][\w'-]*")
 
@@ -298,7 +298,8 @@ _REMOVALS: tuple[_Rule, ...] = tuple(
         _Rule(
             ("prior", "previous", "preceding", "earlier", "recent", "last", "outside"),
             rf",?\s*\b(?:from|since|than|over|to|on|in|relative\s+to|versus|vs\.?|with)\s+"
-            rf"(?:the\s+|a\s+|an\s+)?(?:most\s+)?{_TEMPORAL_ADJ}\b"
+            rf"(?:the\s+|a\s+|an\s+)?(?:most\s+|multiple\s+|several\s+|numerous\s+)?"
+            rf"{_TEMPORAL_ADJ}\b"
             rf"(?:(?:\s+{_REF_WORD}\b)*?\s+{_STUDY}\b(?:\s+{_REF_WORD}\b)*|(?=\s*(?:[,.;:]|$)))",
             "",
         ),
@@ -346,12 +347,13 @@ _REMOVALS: tuple[_Rule, ...] = tuple(
         _Rule(
             ("unchanged", "stab", "similar", "constant", "persist", "increas", "decreas", "improv",
              "worse", "better", "reduced", "progressed", "diminished", "new", "chang",
-             "demonstrated", "again"),
+             "demonstrated", "again", "expand"),
             r"(?:,?\s*(?:and|but|which)\s+|,\s*|\s+)(?:(?:is|are|was|were|has|have|had|"
             r"appears?|remains?|seems?)\s+)?(?:been\s+)?(?:(?:"
             rf"{_DEGREE})\s+)*(?:unchanged|stable|stably|similar|constant|persistent|persisting|"
             r"persists?|increased|decreased|improved|improving|worsened|worsening|worse|better|"
             r"reduced|progressed|increasing|decreasing|diminished|new|changed|redemonstrated|"
+            r"re-?expanded|"
             r"re-demonstrated|again\s+(?:seen|noted|demonstrated|identified|visualized)|"
             r"(?:not\s+)?significantly\s+changed)"
             r"(?:\s+in\s+(?:size|appearance|extent|position|configuration|degree|severity|"
@@ -367,7 +369,7 @@ _REMOVALS: tuple[_Rule, ...] = tuple(
             r"persistently|increased(?!(?:\s+[\w-]+){0,2}?\s+(?:markings?|diameter)\b)|"
             r"increasing|decreased|decreasing|improved|improving|worsened|worsening|worse|"
             r"reduced|constant|constantly|enlarging|continued|prior|previous|diminished|"
-            r"redemonstrated|re-demonstrated|re-?expanding|re-?expanded|"
+            r"redemonstrated|re-demonstrated|(?:re-?)?expanding|re-?expanded|"
             r"previously\s+(?:seen|noted|described|demonstrated|identified|visualized|present|"
             r"mentioned|reported|placed)|previously|interval)(?:\s*[,/]\s*|\s+)(?=[\w(])",
             "",
@@ -725,7 +727,9 @@ def _has_preposition(item: str) -> bool:
 
 
 def _is_plural(phrase: str) -> bool:
-    last = phrase.lower().split()[-1]
+    """Whether a noun phrase is plural, judged by its head ("changes of the spine": yes)."""
+    head = _PREPOSITION.split(_lower(phrase), maxsplit=1)[0].split() or phrase.lower().split()
+    last = head[-1]
     return last in _PLURAL_WORDS or (
         last.endswith("s") and not last.endswith(("ss", "us", "is", "xis"))
     )
