@@ -1,0 +1,1 @@
+"""Dataset readers, the phantom corpus, image loading and the prepared manifest."""

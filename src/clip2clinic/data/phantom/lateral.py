@@ -1,0 +1,116 @@
+"""A lateral view: simpler than the frontal one, but with the same patient's findings.
+
+Anterior is on the image's left. The view shows the overlapping lungs, the heart in front and
+below, the spine behind, the sternum, the trachea and both hemidiaphragms with the deep
+posterior costophrenic sulcus. Effusions fill the posterior sulcus, airspace disease and
+lesions sit where their lobe projects, the heart grows with cardiomegaly, devices are drawn as
+on the frontal view; pneumothorax, pleural thickening and rib fractures are not shown (as on
+many real laterals).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clip2clinic.data.phantom.anatomy import Habitus
+from clip2clinic.data.phantom.canvas import (
+    blob,
+    blur,
+    cubic_curve,
+    grid,
+    ramp,
+    smooth_noise,
+    stroke,
+)
+from clip2clinic.data.phantom.findings import strength, visible
+from clip2clinic.data.phantom.truth import ZONE, Finding
+
+_LOBE_SPOT = {"upper": (0.56, 0.3), "mid": (0.36, 0.52), "lower": (0.66, 0.62)}
+
+
+def draw_lateral(h: Habitus, findings: tuple[Finding, ...], size: int, rng: np.random.Generator,
+                 heart_scale: float = 1.0) -> tuple[np.ndarray, list[dict]]:
+    """Density map of a lateral view and the regions of the drawn findings."""
+    x, y = grid(size)
+    shift = rng.uniform(-0.02, 0.02)
+    x = x - shift
+    apex = h.apex + rng.uniform(-0.01, 0.02)
+    dome = apex + h.lung_height * rng.uniform(0.92, 1.0)
+    front = 0.18 + 0.05 * np.clip((apex + 0.25 - y) / 0.25, 0.0, 1.0)
+    back = 0.8 - 0.04 * np.clip((apex + 0.15 - y) / 0.15, 0.0, 1.0)
+    floor = dome - 0.04 + 0.16 * ((x - 0.42) / 0.4) ** 2  # deep posterior sulcus
+    top = apex + 0.9 * ((x - 0.5) / 0.3) ** 2
+    lungs = ramp(np.minimum.reduce([x - front, back - x, y - top, floor - y]), 2.5 / size)
+
+    body = h.soft_tissue * (0.55 + 0.45 * np.sqrt(np.clip(1 - ((x - 0.5) / 0.42) ** 2, 0, 1)))
+    density = body * ramp(0.42 - np.abs(x - 0.5), 0.02)
+    density -= 0.3 * lungs * (0.5 + 0.5 * blur(lungs, 10))
+    density += 0.12 * ramp(y - floor, 0.02) * ramp(0.42 - np.abs(x - 0.5), 0.02)
+    discs = 0.7 + 0.3 * np.cos(np.pi * (y - apex) / (h.rib_spacing * 0.95)) ** 2
+    density += 0.1 * ramp(0.045 - np.abs(x - 0.84), 0.01) * discs  # vertebral bodies
+    stroke(density, np.array([(0.17, apex + 0.1), (0.19, apex + 0.45)]), 0.01, 0.08)  # sternum
+    stroke(density, np.array([(0.5, -0.01), (0.55, apex + 0.25)]), 0.012, -0.07)  # trachea
+    density += 0.06 * lungs * smooth_noise(rng, size, max(size // 12, 4))
+    findings = tuple(visible(findings))
+    regions = []
+
+    heart_c = (0.38, dome - 0.1)
+    heart_r = (0.15 * heart_scale, 0.13 * heart_scale)
+    blob(density, heart_c, heart_r, 0.2, edge=0.15)
+    for f in findings:
+        g = f.severity - 1
+        box = None
+        if f.observation == "Pleural Effusion":
+            rise = (0.05, 0.1, 0.18)[g] if f.presence == "positive" else 0.04
+            surface = dome + 0.12 - rise * (1.0 + 1.5 * np.clip((x - 0.4) / 0.4, 0, 1))
+            fluid = ramp(y - surface, 0.02) * lungs * (x > 0.4)
+            density += 0.28 * strength(f) * fluid
+            box = [0.4, dome - rise, 0.8, dome + 0.14]
+        elif f.observation in ("Consolidation", "Pneumonia", "Lung Lesion", "Lung Opacity",
+                               "Atelectasis", "Edema"):
+            zone = {"Edema": "upper", "Atelectasis": "lower"}.get(
+                f.observation, ZONE.get(f.location or "", "lower"))
+            cx, cy = _LOBE_SPOT[zone]
+            cx, cy = cx + shift, cy + (apex - 0.12)
+            if f.observation == "Edema":
+                cx, cy = 0.55 + shift, apex + 0.27
+            r = 0.03 if f.observation == "Lung Lesion" else 0.05 + 0.02 * g
+            value = 0.25 if f.observation in ("Consolidation", "Lung Lesion") else 0.14
+            edge = 0.2 if f.observation == "Lung Lesion" else 0.8
+            blob(density, (cx, cy), (r, r * 0.8), value * strength(f), edge=edge, mask=lungs)
+            box = [cx - r, cy - r, cx + r, cy + r]
+        if box:
+            regions.append({"observation": f.observation,
+                            "boxes": [[round(float(np.clip(v, 0, 1)), 4) for v in box]]})
+    _lateral_devices(density, findings, apex, dome, shift, rng)
+    return density.astype(np.float32), regions
+
+
+def _lateral_devices(density: np.ndarray, findings: tuple[Finding, ...], apex: float,
+                     dome: float, shift: float, rng: np.random.Generator) -> None:
+    for f in findings:
+        if f.observation != "Support Devices":
+            continue
+        if f.kind == "et_tube":
+            stroke(density, np.array([(0.49 + shift, -0.01), (0.53 + shift, apex + 0.17)]),
+                   0.0045, 0.3)
+        elif f.kind == "ng_tube":
+            path = cubic_curve((0.58 + shift, -0.01), (0.62 + shift, apex + 0.3),
+                               (0.6 + shift, dome), (0.4 + shift, dome + 0.1), n=12)
+            stroke(density, path, 0.0035, 0.3)
+        elif f.kind in ("central_line", "picc"):
+            path = cubic_curve((0.45 + shift, -0.01), (0.42 + shift, apex + 0.1),
+                               (0.45 + shift, apex + 0.2), (0.46 + shift, apex + 0.28), n=10)
+            stroke(density, path, 0.003, 0.3)
+        elif f.kind == "pacemaker":
+            blob(density, (0.2 + shift, apex + 0.1), (0.02, 0.035), 0.6, edge=0.12)
+            path = cubic_curve((0.21 + shift, apex + 0.1), (0.35 + shift, apex + 0.15),
+                               (0.45 + shift, apex + 0.3), (0.35 + shift, dome - 0.05), n=12)
+            stroke(density, path, 0.003, 0.4)
+        elif f.kind == "sternotomy":
+            for yy in np.linspace(apex + 0.12, apex + 0.42, int(rng.integers(5, 8))):
+                stroke(density, np.array([(0.19 + shift, yy)]), 0.006, 0.4)
+        elif f.kind == "chest_tube":
+            path = cubic_curve((0.78 + shift, dome - 0.05), (0.72 + shift, dome - 0.2),
+                               (0.66 + shift, apex + 0.2), (0.6 + shift, apex + 0.08), n=12)
+            stroke(density, path, 0.006, 0.3)

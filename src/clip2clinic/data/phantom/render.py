@@ -1,0 +1,74 @@
+"""From a study's truth to 8-bit grey-scale pixels: anatomy, findings, devices, exposure."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from clip2clinic.data.phantom.anatomy import Habitus, draw_frontal, sample_frontal
+from clip2clinic.data.phantom.canvas import blur
+from clip2clinic.data.phantom.devices import draw_devices
+from clip2clinic.data.phantom.findings import draw_findings, frontal_changes, rib_breaks
+from clip2clinic.data.phantom.lateral import draw_lateral
+from clip2clinic.data.phantom.truth import Finding
+
+MARKINGS = 0.14  # contrast of the lung vessels
+_LEVELS = 4095  # quantisation before the gamma look-up table
+
+
+@lru_cache(maxsize=4)
+def _grain(size: int) -> np.ndarray:
+    """A fixed bank of unit Gaussian noise, twice the image size; images crop it at random
+    offsets (drawing fresh noise per image would take longer than the whole drawing)."""
+    rng = np.random.default_rng(np.random.SeedSequence([size, 7]))
+    return rng.standard_normal((2 * size, 2 * size), dtype=np.float32)
+
+
+def expose(density: np.ndarray, view: str, rng: np.random.Generator) -> np.ndarray:
+    """Radiograph look: unsharpness, scatter (portable AP), window, gamma, quantum noise."""
+    size = density.shape[0]
+    image = 0.6 * density + 0.4 * blur(density, 2)
+    portable = view == "AP"
+    if portable:
+        image = 0.85 * image + 0.15 * blur(image, 16) + 0.03
+    low = rng.uniform(-0.04, 0.02)
+    high = rng.uniform(0.82, 0.95) if portable else rng.uniform(0.78, 0.9)
+    levels = np.clip((image - low) * (_LEVELS / (high - low)), 0, _LEVELS).astype(np.intp)
+    gamma = np.linspace(0.0, 1.0, _LEVELS + 1, dtype=np.float32) ** rng.uniform(0.85, 1.2)
+    image = gamma[levels]
+    noise = rng.uniform(0.018, 0.03) if portable else rng.uniform(0.008, 0.016)
+    dy, dx = rng.integers(0, size, 2)
+    image += _grain(size)[dy:dy + size, dx:dx + size] * noise
+    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def render_frontal(h: Habitus, findings: tuple[Finding, ...], view: str, size: int,
+                   rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """A PA or AP image of the findings, with its landmarks and the regions of its signs."""
+    geometry = sample_frontal(h, rng, view, **frontal_changes(findings, rng, view))
+    breaks = rib_breaks(findings, rng)
+    canvas = draw_frontal(geometry, size, rng, breaks)
+    regions = draw_findings(canvas, findings, breaks)
+    lungs = canvas.lungs[0] + canvas.lungs[1]
+    canvas.density += MARKINGS * canvas.markings * canvas.keep_markings * lungs
+    regions += draw_devices(canvas, findings)
+    return expose(canvas.density, view, rng), {"landmarks": geometry.landmarks(),
+                                               "regions": regions}
+
+
+def render_lateral(h: Habitus, findings: tuple[Finding, ...], size: int,
+                   rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """A lateral image of the findings and the regions of its signs."""
+    ctr = frontal_changes(findings, rng, "LATERAL").get("ctr")
+    density, regions = draw_lateral(h, findings, size, rng,
+                                    heart_scale=ctr / h.ctr if ctr else 1.0)
+    return expose(density, "LATERAL", rng), {"landmarks": {}, "regions": regions}
+
+
+def render_view(h: Habitus, findings: tuple[Finding, ...], view: str, size: int,
+                rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """Dispatch on the MIMIC ViewPosition (PA, AP, LATERAL)."""
+    if view == "LATERAL":
+        return render_lateral(h, findings, size, rng)
+    return render_frontal(h, findings, view, size, rng)
