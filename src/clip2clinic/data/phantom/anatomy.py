@@ -175,11 +175,11 @@ def sample_frontal(h: Habitus, rng: np.random.Generator, view: str, ctr: float |
     cp_r = apex + height
     cp = (cp_r, cp_r + float(rng.uniform(0.012, 0.03)))
     dome = tuple(c - h.dome_height - lift for c, lift in zip(cp, dome_lift, strict=True))
+    heart_cy = cp[LEFT] - h.dome_height - 0.025  # the heart stays where it was
     ratio = ctr if ctr is not None else min(h.ctr * magnify, 0.49)
     w = h.half_width * float(rng.uniform(0.98, 1.02))
     width = ratio * 2 * w
     right_share = float(rng.uniform(0.33, 0.38))
-    heart_cy = dome[LEFT] - 0.025
     heart_top = heart_cy - (0.15 + 0.12 * width)
     return Frontal(
         view=view, cx=cx, w=w, apex=apex, cp=cp, dome=dome,
@@ -200,7 +200,6 @@ class Canvas:
     lungs: tuple[np.ndarray, np.ndarray]  # soft masks per side, full size
     markings: np.ndarray  # vascular markings, added to density at the end
     keep_markings: np.ndarray  # 1 where markings show (pneumothorax, fluid set 0)
-    rng: np.random.Generator
 
     @property
     def size(self) -> int:
@@ -344,7 +343,7 @@ def _markings(f: Frontal, size: int, rng: np.random.Generator) -> np.ndarray:
         for turns, weight in ((28, 1.0), (64, 0.6)):
             level = _polar_noise(rng, angle, r, turns, 5, 0.45)
             vessels += weight * np.clip(1.0 - np.abs(level - 0.5) * 7.0, 0.0, 1.0) ** 2
-        taper = np.exp(-r / 0.17) * ramp(r - 0.035, 0.05)
+        taper = np.exp(-r / 0.24) * ramp(r - 0.035, 0.05)
         out[:, cols] = vessels * taper
     return np.asarray(Image.fromarray(out, "F").resize((size, size), Image.BICUBIC))
 
@@ -385,7 +384,7 @@ def draw_frontal(f: Frontal, size: int, rng: np.random.Generator,
         blob(bubble, (f.cx + 0.55 * f.w, f.dome[LEFT] + 0.06), (0.07, 0.04), 1.0, edge=1.0)
         density -= 0.12 * bubble * central
     markings = _markings(f, size, rng)
-    return Canvas(f, density, lungs, markings, np.ones_like(density), rng)
+    return Canvas(f, density, lungs, markings, np.ones_like(density))
 
 
 def _clavicle(density: np.ndarray, f: Frontal, side: int) -> None:

@@ -70,9 +70,10 @@ _LINES = {"et_tube": _et_tube, "ng_tube": _ng_tube, "central_line": _central_lin
           "picc": _central_line, "chest_tube": _chest_tube}
 
 
-def draw_devices(c: Canvas, findings: tuple[Finding, ...]) -> list[dict]:
+def draw_devices(c: Canvas, findings: tuple[Finding, ...], rng: np.random.Generator
+                 ) -> list[dict]:
     """Draw every support device; returns one region record per device."""
-    fr, rng = c.frontal, c.rng
+    fr = c.frontal
     regions = []
     for f in findings:
         if f.observation != "Support Devices":
@@ -101,7 +102,8 @@ def draw_devices(c: Canvas, findings: tuple[Finding, ...]) -> list[dict]:
                 paths.append(loop)
         if paths:
             pts = np.vstack(paths)
-            lo, hi = np.clip(pts.min(axis=0), 0, 1), np.clip(pts.max(axis=0), 0, 1)
+            pad = 0.015  # the stroke's width and the image's unsharpness
+            lo, hi = np.clip(pts.min(axis=0) - pad, 0, 1), np.clip(pts.max(axis=0) + pad, 0, 1)
             regions.append({"observation": "Support Devices", "kind": f.kind,
                             "boxes": [[round(float(v), 4) for v in (*lo, *hi)]]})
     return regions

@@ -79,43 +79,52 @@ def _clip_box(x0: float, y0: float, x1: float, y1: float) -> Box:
     return [round(float(np.clip(v, 0.0, 1.0)), 4) for v in (min(x0, x1), y0, max(x0, x1), y1)]
 
 
+def _mask_box(mask: np.ndarray, threshold: float = 0.5) -> Box:
+    """Normalised bounding box of where ``mask`` exceeds ``threshold``."""
+    rows = np.flatnonzero((mask > threshold).any(axis=1))
+    cols = np.flatnonzero((mask > threshold).any(axis=0))
+    if rows.size == 0:
+        return [0.0, 0.0, 0.0, 0.0]
+    size = mask.shape[0]
+    return _clip_box(cols[0] / size, rows[0] / size, (cols[-1] + 1) / size, (rows[-1] + 1) / size)
+
+
 def _side_box(fr: Frontal, side: int, y0: float, y1: float, inner: float = 0.0) -> Box:
     return _clip_box(fr.cx + SIGN[side] * inner, y0, fr.cx + SIGN[side] * fr.w, y1)
 
 
-def _effusion(c: Canvas, f: Finding) -> list[Box]:
+def _effusion(c: Canvas, f: Finding, rng: np.random.Generator) -> list[Box]:
     fr, size = c.frontal, c.size
     boxes = []
     for side in _sides(f):
         height = fr.cp[side] - fr.apex
-        level = ((0.12, 0.26, 0.45)[f.severity - 1] if f.presence == "positive" else 0.09)
-        rise = level * height * c.rng.uniform(0.9, 1.1)
+        level = ((0.16, 0.28, 0.45)[f.severity - 1] if f.presence == "positive" else 0.1)
+        rise = level * height * rng.uniform(0.9, 1.1)
         x, y = grid(size)
         lateral = fr.lateral(side, y)
         t = np.clip(SIGN[side] * (x - fr.cx) / lateral, 0.0, 1.0)
         surface = fr.cp[side] - rise * (0.6 + 0.4 * t * t)  # meniscus: higher laterally
         fluid = ramp(y - surface, 0.03) * c.lungs[side]
-        c.density += 0.34 * strength(f) * fluid
+        c.density += 0.38 * strength(f) * fluid
         c.keep_markings *= 1.0 - fluid
-        boxes.append(_side_box(fr, side, fr.cp[side] - rise, fr.cp[side] + 0.01))
+        boxes.append(_mask_box(fluid))
     return boxes
 
 
-def _pneumothorax(c: Canvas, f: Finding) -> list[Box]:
+def _pneumothorax(c: Canvas, f: Finding, rng: np.random.Generator) -> list[Box]:
     fr, size = c.frontal, c.size
     side = _sides(f)[0]
     gap = (0.03, 0.055, 0.09)[f.severity - 1] if f.presence == "positive" else 0.022
-    gap *= c.rng.uniform(0.9, 1.15)
+    gap *= rng.uniform(0.9, 1.15)
     collapsed = lung_mask(fr, side, size, apex_drop=1.3 * gap, lateral_shrink=gap)
     air = np.clip(c.lungs[side] - collapsed, 0.0, 1.0)
-    c.density -= 0.05 * air
+    c.density -= 0.07 * air
     c.keep_markings *= 1.0 - air
-    c.density += 0.1 * strength(f) * 4.0 * collapsed * (1.0 - collapsed) * c.lungs[side]
-    return [_side_box(fr, side, fr.apex, fr.apex + 0.55 * (fr.cp[side] - fr.apex),
-                      inner=fr.med)]
+    c.density += 0.12 * strength(f) * 4.0 * collapsed * (1.0 - collapsed) * c.lungs[side]
+    return [_mask_box(air)]
 
 
-def _edema(c: Canvas, f: Finding) -> list[Box]:
+def _edema(c: Canvas, f: Finding, rng: np.random.Generator) -> list[Box]:
     fr = c.frontal
     g = f.severity - 1
     value = (0.09, 0.14, 0.2)[g] * strength(f)
@@ -130,102 +139,105 @@ def _edema(c: Canvas, f: Finding) -> list[Box]:
                                center[0] + radii[0], center[1] + radii[1]))
         if f.severity >= 2:  # septal (Kerley B) thickening at the lateral bases
             for _ in range(6):
-                y = fr.cp[side] - c.rng.uniform(0.02, 0.12)
-                x = fr.cx + SIGN[side] * (float(fr.lateral(side, y)) - c.rng.uniform(0.005, 0.02))
+                y = fr.cp[side] - rng.uniform(0.02, 0.12)
+                x = fr.cx + SIGN[side] * (float(fr.lateral(side, y)) - rng.uniform(0.005, 0.02))
                 stroke(c.density, np.array([(x, y), (x - SIGN[side] * 0.025, y)]), 0.0025, 0.06)
     return boxes
 
 
-def _lobe_center(c: Canvas, f: Finding) -> tuple[int, float, float]:
+def _lobe_center(c: Canvas, f: Finding, rng: np.random.Generator) -> tuple[int, float, float]:
     side = _sides(f)[0]
     u, v = _LOBE_SPOT[ZONE.get(f.location or "", "lower")]
-    u = float(np.clip(u + c.rng.uniform(-0.08, 0.08), 0.1, 0.85))
-    v = float(np.clip(v + c.rng.uniform(-0.05, 0.05), 0.12, 0.88))
+    u = float(np.clip(u + rng.uniform(-0.08, 0.08), 0.1, 0.85))
+    v = float(np.clip(v + rng.uniform(-0.05, 0.05), 0.12, 0.88))
     x, y = c.frontal.point(side, u, v)
     return side, x, y
 
 
-def _airspace(c: Canvas, f: Finding, value: float, patchy: bool, bronchograms: bool
-              ) -> list[Box]:
-    side, x, y = _lobe_center(c, f)
+def _airspace(c: Canvas, f: Finding, rng: np.random.Generator, value: float, patchy: bool,
+              bronchograms: bool) -> list[Box]:
+    side, x, y = _lobe_center(c, f, rng)
     size = c.size
-    r = (0.055, 0.08, 0.11)[f.severity - 1] * c.rng.uniform(0.85, 1.15)
-    radii = (r, r * c.rng.uniform(1.0, 1.4))
+    r = (0.055, 0.08, 0.11)[f.severity - 1] * rng.uniform(0.85, 1.15)
+    radii = (r, r * rng.uniform(1.0, 1.4))
     shape = np.zeros_like(c.density)
-    rough = (smooth_noise(c.rng, size, max(size // 12, 4)) - 0.5) * 1.2
+    rough = (smooth_noise(rng, size, max(size // 12, 4)) - 0.5) * 1.2
     blob(shape, (x, y), radii, 1.0, edge=0.35, roughness=rough, mask=c.lungs[side])
     if patchy:
-        shape *= 0.45 + 0.55 * smooth_noise(c.rng, size, max(size // 12, 4))
+        shape *= 0.45 + 0.55 * smooth_noise(rng, size, max(size // 12, 4))
     c.density += value * strength(f) * shape
     c.keep_markings *= 1.0 - 0.8 * shape
+    box = _mask_box(shape, 0.2)
     if bronchograms:  # air-filled bronchi inside the airless lung
         air = np.zeros_like(c.density)
         hx, hy = c.frontal.hilum(side)
         for _ in range(3):
-            angle = np.arctan2(y - hy, x - hx) + c.rng.uniform(-0.5, 0.5)
+            angle = np.arctan2(y - hy, x - hx) + rng.uniform(-0.5, 0.5)
             start = (x - 0.6 * r * np.cos(angle), y - 0.6 * r * np.sin(angle))
             end = (x + 0.7 * r * np.cos(angle), y + 0.7 * r * np.sin(angle))
             stroke(air, np.array([start, end]), 0.004, 1.0)
         c.density -= 0.1 * strength(f) * np.minimum(air, 1.0) * shape
-    return [_clip_box(x - radii[0], y - radii[1], x + radii[0], y + radii[1])]
+    return [box]
 
 
-def _consolidation(c: Canvas, f: Finding) -> list[Box]:
-    return _airspace(c, f, 0.3, patchy=False, bronchograms=True)
+def _consolidation(c: Canvas, f: Finding, rng: np.random.Generator) -> list[Box]:
+    return _airspace(c, f, rng, 0.3, patchy=False, bronchograms=True)
 
 
-def _pneumonia(c: Canvas, f: Finding) -> list[Box]:
-    return _airspace(c, f, 0.26, patchy=True, bronchograms=False)
+def _pneumonia(c: Canvas, f: Finding, rng: np.random.Generator) -> list[Box]:
+    return _airspace(c, f, rng, 0.26, patchy=True, bronchograms=False)
 
 
-def _opacity(c: Canvas, f: Finding) -> list[Box]:
+def _opacity(c: Canvas, f: Finding, rng: np.random.Generator) -> list[Box]:
     fr = c.frontal
-    spots = [_lobe_center(c, f)] if f.laterality != "bilateral" else [
-        (side, *fr.point(side, c.rng.uniform(0.3, 0.7), c.rng.uniform(0.72, 0.85)))
+    spots = [_lobe_center(c, f, rng)] if f.laterality != "bilateral" else [
+        (side, *fr.point(side, rng.uniform(0.3, 0.7), rng.uniform(0.72, 0.85)))
         for side in (RIGHT, LEFT)
     ]
-    value = (0.05, 0.065, 0.085)[f.severity - 1] * strength(f)
+    value = (0.07, 0.09, 0.12)[f.severity - 1] * strength(f)
     spread = 0.04 + 0.02 * f.severity
     boxes = []
     for side, x, y in spots:
-        for _ in range(int(c.rng.integers(4, 8))):
-            px = x + c.rng.uniform(-spread, spread)
-            py = y + c.rng.uniform(-spread, spread)
-            r = c.rng.uniform(0.025, 0.05)
+        for _ in range(int(rng.integers(4, 8))):
+            px = x + rng.uniform(-spread, spread)
+            py = y + rng.uniform(-spread, spread)
+            r = rng.uniform(0.025, 0.05)
             blob(c.density, (px, py), (r, r * 0.8), value, edge=0.9, mask=c.lungs[side])
         boxes.append(_clip_box(x - spread - 0.05, y - spread - 0.05,
                                x + spread + 0.05, y + spread + 0.05))
     return boxes
 
 
-def _atelectasis(c: Canvas, f: Finding) -> list[Box]:
+def _atelectasis(c: Canvas, f: Finding, rng: np.random.Generator) -> list[Box]:
+    """A plate-like band above the (raised) hemidiaphragm: the lost volume."""
     fr = c.frontal
-    width = (0.007, 0.01, 0.013)[f.severity - 1]
+    width = (0.009, 0.012, 0.016)[f.severity - 1]
     boxes = []
     for side in _sides(f):
         v = (fr.dome[side] - 0.045 - fr.apex) / (fr.cp[side] - fr.apex)
-        a = fr.point(side, 0.15, v + c.rng.uniform(-0.02, 0.02))
-        b = fr.point(side, 0.85, v + c.rng.uniform(-0.04, 0.0))
-        stroke(c.density, np.array([a, b]), width, 0.2 * strength(f))
+        a = fr.point(side, 0.15, v + rng.uniform(-0.02, 0.02))
+        b = fr.point(side, 0.85, v + rng.uniform(-0.04, 0.0))
+        stroke(c.density, np.array([a, b]), width, 0.24 * strength(f))
         mid = ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2 + 0.02)
-        blob(c.density, mid, (0.07, 0.03), 0.05 * strength(f), edge=1.0, mask=c.lungs[side])
-        boxes.append(_clip_box(a[0], min(a[1], b[1]) - 0.03, b[0], max(a[1], b[1]) + 0.04))
+        blob(c.density, mid, (0.07, 0.03), 0.08 * strength(f), edge=1.0, mask=c.lungs[side])
+        inner = fr.cx + SIGN[side] * float(fr.medial(side, fr.dome[side]))
+        boxes.append(_clip_box(inner, min(a[1], b[1]) - 0.03, b[0], fr.cp[side] + 0.01))
     return boxes
 
 
-def _lesion(c: Canvas, f: Finding) -> list[Box]:
-    side, x, y = _lobe_center(c, f)
+def _lesion(c: Canvas, f: Finding, rng: np.random.Generator) -> list[Box]:
+    side, x, y = _lobe_center(c, f, rng)
     mm = 2 * c.frontal.w / 300.0  # the thorax is about 30 cm wide
     r = max(0.018, (f.number or 15) / 2 * mm)
     rough = None
     if f.kind == "mass":
-        rough = (smooth_noise(c.rng, c.size, max(c.size // 20, 4)) - 0.5) * 0.3
-    blob(c.density, (x, y), (r, r * c.rng.uniform(0.9, 1.1)), 0.3 * strength(f), edge=0.15,
+        rough = (smooth_noise(rng, c.size, max(c.size // 20, 4)) - 0.5) * 0.3
+    blob(c.density, (x, y), (r, r * rng.uniform(0.9, 1.1)), 0.3 * strength(f), edge=0.15,
          roughness=rough, mask=np.minimum(c.lungs[side] * 1.5, 1.0))
     return [_clip_box(x - r, y - r, x + r, y + r)]
 
 
-def _pleural_thickening(c: Canvas, f: Finding) -> list[Box]:
+def _pleural_thickening(c: Canvas, f: Finding, rng: np.random.Generator) -> list[Box]:
     fr, size = c.frontal, c.size
     side = _sides(f)[0]
     thick = (0.02, 0.027, 0.035)[f.severity - 1]
@@ -233,22 +245,28 @@ def _pleural_thickening(c: Canvas, f: Finding) -> list[Box]:
     _, y = grid(size)
     v = (y - fr.apex) / (fr.cp[side] - fr.apex)
     band = np.clip(c.lungs[side] - inner, 0.0, 1.0) * ramp(v - 0.15, 0.08) * ramp(0.85 - v, 0.08)
-    lumps = 0.6 + 0.8 * smooth_noise(c.rng, size, max(size // 16, 4))
+    lumps = 0.6 + 0.8 * smooth_noise(rng, size, max(size // 16, 4))
     c.density += 0.26 * strength(f) * band * lumps
     c.keep_markings *= 1.0 - band
-    return [_side_box(fr, side, fr.apex + 0.15 * (fr.cp[side] - fr.apex),
-                      fr.apex + 0.85 * (fr.cp[side] - fr.apex), inner=0.6 * fr.w)]
+    return [_mask_box(band, 0.3)]
+
+
+def fracture_point(fr: Frontal, brk: RibBreak) -> tuple[float, float]:
+    """Where a rib breaks (on the rib's centre line)."""
+    y = (fr.apex - 0.035 + fr.rib_curve * brk.at**2 - 0.06 * brk.at
+         + (brk.rib - 1 + 0.2) * fr.rib_spacing)
+    return fr.cx + SIGN[brk.side] * brk.at * fr.w, y
 
 
 def fracture_box(fr: Frontal, brk: RibBreak) -> Box:
-    """Where a rib break lies (the rib's centre line at the break)."""
-    x = fr.cx + SIGN[brk.side] * brk.at * fr.w
-    y = (fr.apex - 0.035 + fr.rib_curve * brk.at**2 - 0.06 * brk.at
-         + (brk.rib - 1 + 0.2) * fr.rib_spacing)
-    return _clip_box(x - 0.04, y - 0.03, x + 0.04, y + 0.04)
+    """The broken rib from the break to the chest wall, with its displaced part."""
+    x, y = fracture_point(fr, brk)
+    wall = fr.cx + SIGN[brk.side] * 1.04 * fr.w
+    drop = (brk.step + 0.3) * fr.rib_spacing + fr.rib_curve * (1.0 - brk.at**2)
+    return _clip_box(x - SIGN[brk.side] * 0.03, y - 0.025, wall, y + drop + 0.02)
 
 
-_DRAW: dict[str, Callable[[Canvas, Finding], list[Box]]] = {
+_DRAW: dict[str, Callable[[Canvas, Finding, np.random.Generator], list[Box]]] = {
     "Pleural Effusion": _effusion,
     "Pneumothorax": _pneumothorax,
     "Edema": _edema,
@@ -261,14 +279,14 @@ _DRAW: dict[str, Callable[[Canvas, Finding], list[Box]]] = {
 }
 
 
-def draw_findings(c: Canvas, findings: tuple[Finding, ...], breaks: tuple[RibBreak, ...]
-                  ) -> list[dict]:
+def draw_findings(c: Canvas, findings: tuple[Finding, ...], breaks: tuple[RibBreak, ...],
+                  rng: np.random.Generator) -> list[dict]:
     """Draw every visible pathology; returns one region record per drawn finding."""
     fr = c.frontal
     regions = []
     for f in visible(findings):
         if f.observation in _DRAW:
-            boxes = _DRAW[f.observation](c, f)
+            boxes = _DRAW[f.observation](c, f, rng)
         elif f.observation == "Cardiomegaly":
             boxes = [_clip_box(fr.cx - fr.heart[RIGHT], fr.heart_top, fr.cx + fr.heart[LEFT],
                                fr.dome[LEFT])]
@@ -278,12 +296,11 @@ def draw_findings(c: Canvas, findings: tuple[Finding, ...], breaks: tuple[RibBre
             continue
         regions.append({"observation": f.observation, "boxes": boxes})
     for brk in breaks:
-        box = fracture_box(fr, brk)
-        center = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+        center = fracture_point(fr, brk)
         if brk.callus:  # healing bone around the break
             blob(c.density, center, (0.018, 0.014), 0.1, edge=0.5)
         else:  # extrapleural haematoma against the chest wall
             outer = (center[0] + SIGN[brk.side] * 0.02, center[1] + 0.01)
             blob(c.density, outer, (0.025, 0.035), 0.07, edge=0.8, mask=c.lungs[brk.side])
-        regions.append({"observation": "Fracture", "boxes": [box]})
+        regions.append({"observation": "Fracture", "boxes": [fracture_box(fr, brk)]})
     return regions

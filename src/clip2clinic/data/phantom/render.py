@@ -13,7 +13,7 @@ from clip2clinic.data.phantom.findings import draw_findings, frontal_changes, ri
 from clip2clinic.data.phantom.lateral import draw_lateral
 from clip2clinic.data.phantom.truth import Finding
 
-MARKINGS = 0.14  # contrast of the lung vessels
+MARKINGS = 0.22  # contrast of the lung vessels
 _LEVELS = 4095  # quantisation before the gamma look-up table
 
 
@@ -45,25 +45,31 @@ def expose(density: np.ndarray, view: str, rng: np.random.Generator) -> np.ndarr
 
 def render_frontal(h: Habitus, findings: tuple[Finding, ...], view: str, size: int,
                    rng: np.random.Generator) -> tuple[np.ndarray, dict]:
-    """A PA or AP image of the findings, with its landmarks and the regions of its signs."""
-    geometry = sample_frontal(h, rng, view, **frontal_changes(findings, rng, view))
-    breaks = rib_breaks(findings, rng)
-    canvas = draw_frontal(geometry, size, rng, breaks)
-    regions = draw_findings(canvas, findings, breaks)
+    """A PA or AP image of the findings, with its landmarks and the regions of its signs.
+
+    Anatomy, findings, devices and exposure draw from separate streams of ``rng``, so the
+    same generator with and without a finding gives the same patient, noise and exposure.
+    """
+    anatomy, signs, devices, exposure = rng.spawn(4)
+    geometry = sample_frontal(h, anatomy, view, **frontal_changes(findings, signs, view))
+    breaks = rib_breaks(findings, signs)
+    canvas = draw_frontal(geometry, size, anatomy, breaks)
+    regions = draw_findings(canvas, findings, breaks, signs)
     lungs = canvas.lungs[0] + canvas.lungs[1]
     canvas.density += MARKINGS * canvas.markings * canvas.keep_markings * lungs
-    regions += draw_devices(canvas, findings)
-    return expose(canvas.density, view, rng), {"landmarks": geometry.landmarks(),
-                                               "regions": regions}
+    regions += draw_devices(canvas, findings, devices)
+    return expose(canvas.density, view, exposure), {"landmarks": geometry.landmarks(),
+                                                    "regions": regions}
 
 
 def render_lateral(h: Habitus, findings: tuple[Finding, ...], size: int,
                    rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     """A lateral image of the findings and the regions of its signs."""
-    ctr = frontal_changes(findings, rng, "LATERAL").get("ctr")
-    density, regions = draw_lateral(h, findings, size, rng,
+    anatomy, signs, exposure = rng.spawn(3)
+    ctr = frontal_changes(findings, signs, "LATERAL").get("ctr")
+    density, regions = draw_lateral(h, findings, size, anatomy,
                                     heart_scale=ctr / h.ctr if ctr else 1.0)
-    return expose(density, "LATERAL", rng), {"landmarks": {}, "regions": regions}
+    return expose(density, "LATERAL", exposure), {"landmarks": {}, "regions": regions}
 
 
 def render_view(h: Habitus, findings: tuple[Finding, ...], view: str, size: int,

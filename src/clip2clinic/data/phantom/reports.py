@@ -245,8 +245,8 @@ _NAME = {"Pleural Effusion": "pleural effusion", "Pneumothorax": "pneumothorax",
          "Consolidation": "consolidation", "Pneumonia": "pneumonia", "Edema": "pulmonary edema",
          "Lung Opacity": "opacity", "Atelectasis": "atelectasis"}
 
-# Pertinent negatives: (sentence, observations it negates).
-_NEGATIVES: tuple[tuple[str, tuple[str, ...]], ...] = (
+# Pertinent negatives: (sentence, observations it negates[, others it implies are absent]).
+_NEGATIVES: tuple[tuple, ...] = (
     ("No pneumothorax.", ("Pneumothorax",)),
     ("There is no pneumothorax.", ("Pneumothorax",)),
     ("No evidence of pneumothorax.", ("Pneumothorax",)),
@@ -261,7 +261,9 @@ _NEGATIVES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("There is no overt pulmonary edema.", ("Edema",)),
     ("Heart size is normal.", ("Cardiomegaly",)),
     ("The heart is normal in size.", ("Cardiomegaly",)),
-    ("The cardiomediastinal silhouette is normal.", ("Enlarged Cardiomediastinum",)),
+    ("The cardiomediastinal silhouette is normal.", ("Enlarged Cardiomediastinum",),
+     ("Cardiomegaly",)),
+    ("The mediastinal contours are normal.", ("Enlarged Cardiomediastinum",)),
     ("Heart size and mediastinal contours are normal.",
      ("Cardiomegaly", "Enlarged Cardiomediastinum")),
     ("No evidence of pneumonia.", ("Pneumonia",)),
@@ -430,16 +432,20 @@ def _resolved_statements(study: Study, prior: Study | None, rng: np.random.Gener
 
 def _pertinent_negatives(study: Study, rng: np.random.Generator,
                          exclude: set[str] = frozenset()) -> list[Statement]:
-    """Negative statements about a random subset of the absent observations."""
-    absent = {o for o in FINDINGS if o not in {f.observation for f in study.findings}} - exclude
-    wanted = {o for o in absent if rng.random() < _NEGATIVE_P.get(o, 0.0)}
+    """Negative statements about a random subset of the absent observations (``exclude``:
+    absent ones already stated otherwise)."""
+    absent = set(FINDINGS) - {f.observation for f in study.findings}
+    wanted = {o for o in absent - exclude if rng.random() < _NEGATIVE_P.get(o, 0.0)}
     out = []
-    options = list(_NEGATIVES)
     while wanted:
-        fitting = [(t, obs) for t, obs in options if set(obs) <= absent and set(obs) & wanted]
-        text, obs = fitting[int(rng.integers(len(fitting)))]
-        out.append(Statement(text, tuple((o, 0) for o in obs)))
-        wanted -= set(obs)
+        fitting = []
+        for text, negates, *implied in _NEGATIVES:
+            needs_absent = set(negates).union(*implied)
+            if needs_absent <= absent and set(negates) & wanted and not set(negates) & exclude:
+                fitting.append((text, negates))
+        text, negates = fitting[int(rng.integers(len(fitting)))]
+        out.append(Statement(text, tuple((o, 0) for o in negates)))
+        wanted -= set(negates)
     return out
 
 
