@@ -10,7 +10,7 @@ and Pleural Effusion. With GLoRIA's released ``chexpert_5x200.csv`` that file is
 (preprocess_datasets.py): frontal rows of train.csv, blanks read as 0, and for each class the
 rows where that class is 1 and every other finding (the 13 observations other than No Finding)
 is 0, so uncertain (-1) rows are excluded; then 200 rows per class sampled with ``seed``. The
-rule is GLoRIA's, the sample is ours: a rebuild does not reproduce the released file.
+rule is GLoRIA's, the sample is ours: do not expect a rebuild to equal the released file.
 """
 
 from __future__ import annotations
