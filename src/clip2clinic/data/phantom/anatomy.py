@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-from PIL import Image
 
 from clip2clinic.data.phantom.canvas import (
     axes,
@@ -21,6 +20,7 @@ from clip2clinic.data.phantom.canvas import (
     blur,
     cubic_curve,
     ramp,
+    resize,
     smooth_noise,
     stroke,
 )
@@ -345,7 +345,7 @@ def _markings(f: Frontal, size: int, rng: np.random.Generator) -> np.ndarray:
             vessels += weight * np.clip(1.0 - np.abs(level - 0.5) * 7.0, 0.0, 1.0) ** 2
         taper = np.exp(-r / 0.24) * ramp(r - 0.035, 0.05)
         out[:, cols] = vessels * taper
-    return np.asarray(Image.fromarray(out, "F").resize((size, size), Image.BICUBIC))
+    return resize(out, size)
 
 
 def draw_frontal(f: Frontal, size: int, rng: np.random.Generator,

@@ -43,20 +43,38 @@ def ramp(signed_distance, width: float):
     return np.minimum(np.maximum(out, 0.0, out=out), 1.0, out=out)
 
 
+@lru_cache(maxsize=32)
+def _resampler(n_in: int, n_out: int, method: int) -> np.ndarray:
+    """The (n_in, n_out) matrix of Pillow's 1-D resampling, so that a separable resize of an
+    image ``X`` is ``M.T @ X @ M``: two small matrix products instead of a Pillow call."""
+    identity = Image.fromarray(np.eye(n_in, dtype=np.float32), "F")
+    matrix = np.asarray(identity.resize((n_out, n_in), method), dtype=np.float32).copy()
+    matrix.flags.writeable = False
+    return matrix
+
+
+def resize(image: np.ndarray, size: int, method: int = Image.BICUBIC) -> np.ndarray:
+    """A square float image resampled to ``size`` x ``size`` (Pillow's filters)."""
+    matrix = _resampler(image.shape[0], size, method)
+    return matrix.T @ image.astype(np.float32, copy=False) @ matrix
+
+
 def smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
     """Smooth random field in [0, 1]: ``cells`` x ``cells`` uniform noise, bicubic-upsampled."""
-    coarse = rng.random((cells, cells), dtype=np.float32)
-    field = Image.fromarray(coarse, "F").resize((size, size), Image.BICUBIC)
-    return np.asarray(field, dtype=np.float32)
+    return resize(rng.random((cells, cells), dtype=np.float32), size)
+
+
+def soften(image: np.ndarray) -> np.ndarray:
+    """A 3 x 3 binomial blur ([1, 2, 1] / 4 along each axis, edges repeated)."""
+    padded = np.pad(image.astype(np.float32, copy=False), 1, mode="edge")
+    rows = padded[:-2] + 2.0 * padded[1:-1] + padded[2:]
+    return (rows[:, :-2] + 2.0 * rows[:, 1:-1] + rows[:, 2:]) * np.float32(1 / 16)
 
 
 def blur(image: np.ndarray, factor: int) -> np.ndarray:
     """Cheap low-pass: box-downsample by ``factor`` and bicubic-upsample back."""
     size = image.shape[0]
-    small = max(size // factor, 2)
-    pil = Image.fromarray(image.astype(np.float32, copy=False), "F")
-    down = pil.resize((small, small), Image.BOX)
-    return np.asarray(down.resize((size, size), Image.BICUBIC), dtype=np.float32)
+    return resize(resize(image, max(size // factor, 2), Image.BOX), size)
 
 
 def quadratic_curve(p0: tuple, p1: tuple, p2: tuple, n: int = 16) -> Points:

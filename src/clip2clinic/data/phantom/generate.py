@@ -1,10 +1,12 @@
 """Writing a whole phantom corpus: plan in one process, draw studies in parallel, then tables.
 
 Every random draw comes from a generator seeded by (seed, purpose, index), so the bytes written
-do not depend on the number of workers or on the order they finish in. Each study's images and
-report are written atomically, then a small record in ``.phantom_parts/``; a run that is
-interrupted resumes from those records. The tables and ``phantom_truth.jsonl`` are written
-last, and ``phantom_config.json`` then marks the corpus complete (a re-run returns at once).
+do not depend on the number of workers or on the order they finish in. Each file is written
+atomically. Every ``CHECKPOINT`` studies the truth records drawn so far are saved in
+``.phantom_parts/``; an interrupted run resumes from them (studies drawn after the last
+checkpoint are drawn again, to the same bytes). The tables and ``phantom_truth.jsonl`` are
+written last, and ``phantom_config.json`` then marks the corpus complete (a re-run returns at
+once).
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 from tqdm import tqdm
 
 from clip2clinic.data.phantom import layout
@@ -34,6 +38,7 @@ log = logging.getLogger(__name__)
 CONFIG_FILE = "phantom_config.json"
 TRUTH_FILE = "phantom_truth.jsonl"
 PARTS_DIR = ".phantom_parts"
+CHECKPOINT = 200  # studies per saved batch of truth records
 FORMAT = "clip2clinic-phantom/1"
 _HABITUS, _IMAGE, _REPORT = 3, 4, 5  # purposes of the seeded generators
 
@@ -53,21 +58,31 @@ class _Job:
 
 def _draw_study(job: _Job) -> dict:
     """Render and write one study's images and report; return its truth record."""
+    # the drawing's small matrix products are slower on a BLAS thread pool than on one core
+    with _blas().limit(limits=1, user_api="blas"):
+        return _draw_study_on_one_thread(job)
+
+
+@lru_cache(maxsize=1)
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()  # inspecting the loaded libraries is slow: do it once
+
+
+def _draw_study_on_one_thread(job: _Job) -> dict:
     s, root = job.study, Path(job.root)
     habitus = sample_habitus(_rng(job.seed, _HABITUS, s.patient), s.sex)
+    (root / layout.study_dir(s.subject_id, s.study_id)).mkdir(parents=True, exist_ok=True)
     images = []
     for k, (view, dicom_id) in enumerate(zip(s.views, s.dicom_ids, strict=True)):
         pixels, info = render_view(habitus, s.findings, view, job.size,
                                    _rng(job.seed, _IMAGE, s.index, k))
         relative = layout.image_path(s.subject_id, s.study_id, dicom_id)
-        layout.write_jpeg(root / relative, pixels)
+        layout.write_bytes_atomic(root / relative, layout.jpeg_bytes(pixels))
         images.append({"dicom_id": dicom_id, "view": view, "path": relative.as_posix(),
                        "rows": job.size, "columns": job.size, **info})
     report = layout.report_path(s.subject_id, s.study_id)
-    write_text_atomic(job.report, root / report)
-    record = _study_record(s, report.as_posix(), images)
-    write_text_atomic(json.dumps(record), root / PARTS_DIR / f"{s.study_id}.json")
-    return record
+    layout.write_bytes_atomic(root / report, job.report.encode("utf-8"))
+    return _study_record(s, report.as_posix(), images)
 
 
 def _study_record(s: Study, report: str, images: list[dict]) -> dict:
@@ -77,6 +92,12 @@ def _study_record(s: Study, report: str, images: list[dict]) -> dict:
         "extra_normal": s.extra_normal, "syndrome": s.syndrome, "report": report,
         "labels": s.labels, "entities": [f.to_dict() for f in s.findings], "images": images,
     }
+
+
+def _save_batch(parts: Path, batch: list[dict]) -> None:
+    """Save truth records of drawn studies, for a resumed run."""
+    name = f"{batch[0]['study_id']}-{len(batch)}.jsonl"
+    write_text_atomic("".join(json.dumps(r) + "\n" for r in batch), parts / name)
 
 
 def _settings(studies: int, image_size: int, seed: int, extra_normal: int) -> dict:
@@ -162,10 +183,10 @@ def generate_phantom(out_dir: str | Path, studies: int, image_size: int = 256, s
 
     parts = root / PARTS_DIR
     records: dict[int, dict] = {}
-    for s in corpus:
-        part = parts / f"{s.study_id}.json"
-        if part.is_file():
-            records[s.study_id] = json.loads(part.read_text(encoding="utf-8"))
+    for part in sorted(parts.glob("*.jsonl")):
+        for line in part.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            records[record["study_id"]] = record
     jobs = [_Job(s, text, str(root), image_size, seed)
             for s, text in zip(corpus, reports, strict=True) if s.study_id not in records]
     if records:
@@ -177,11 +198,18 @@ def generate_phantom(out_dir: str | Path, studies: int, image_size: int = 256, s
         else:
             pool = ProcessPoolExecutor(max_workers=workers)
             done = pool.map(_draw_study, jobs, chunksize=4)
+        batch: list[dict] = []
         try:
             for record in done:
                 records[record["study_id"]] = record
+                batch.append(record)
+                if len(batch) == CHECKPOINT:
+                    _save_batch(parts, batch)
+                    batch = []
                 bar.update()
         finally:
+            if batch:
+                _save_batch(parts, batch)
             if workers > 1:
                 pool.shutdown(cancel_futures=True)
 

@@ -14,10 +14,10 @@ import numpy as np
 
 from clip2clinic.data.phantom.anatomy import Habitus
 from clip2clinic.data.phantom.canvas import (
+    axes,
     blob,
     blur,
     cubic_curve,
-    grid,
     ramp,
     smooth_noise,
     stroke,
@@ -31,7 +31,7 @@ _LOBE_SPOT = {"upper": (0.56, 0.3), "mid": (0.36, 0.52), "lower": (0.66, 0.62)}
 def draw_lateral(h: Habitus, findings: tuple[Finding, ...], size: int, rng: np.random.Generator,
                  heart_scale: float = 1.0) -> tuple[np.ndarray, list[dict]]:
     """Density map of a lateral view and the regions of the drawn findings."""
-    x, y = grid(size)
+    x, y = axes(size)  # a row and a column: boundaries below cost a row or a column
     shift = rng.uniform(-0.02, 0.02)
     x = x - shift
     apex = h.apex + rng.uniform(-0.01, 0.02)
@@ -40,10 +40,11 @@ def draw_lateral(h: Habitus, findings: tuple[Finding, ...], size: int, rng: np.r
     back = 0.8 - 0.04 * np.clip((apex + 0.15 - y) / 0.15, 0.0, 1.0)
     floor = dome - 0.04 + 0.16 * ((x - 0.42) / 0.4) ** 2  # deep posterior sulcus
     top = apex + 0.9 * ((x - 0.5) / 0.3) ** 2
-    lungs = ramp(np.minimum.reduce([x - front, back - x, y - top, floor - y]), 2.5 / size)
+    lungs = ramp(np.minimum(np.minimum(x - front, back - x), np.minimum(y - top, floor - y)),
+                 2.5 / size)
 
     body = h.soft_tissue * (0.55 + 0.45 * np.sqrt(np.clip(1 - ((x - 0.5) / 0.42) ** 2, 0, 1)))
-    density = body * ramp(0.42 - np.abs(x - 0.5), 0.02)
+    density = np.repeat(body * ramp(0.42 - np.abs(x - 0.5), 0.02), size, axis=0)
     density -= 0.3 * lungs * (0.5 + 0.5 * blur(lungs, 10))
     density += 0.12 * ramp(y - floor, 0.02) * ramp(0.42 - np.abs(x - 0.5), 0.02)
     discs = 0.7 + 0.3 * np.cos(np.pi * (y - apex) / (h.rib_spacing * 0.95)) ** 2

@@ -93,9 +93,25 @@ def write_csv_gz(target: str | os.PathLike, columns: Sequence[str], rows: Iterab
         tmp.write_bytes(data)
 
 
-def write_jpeg(target: str | os.PathLike, pixels: np.ndarray) -> None:
-    """An 8-bit grey-scale ('L') JPEG, written atomically."""
-    with atomic_path(target) as tmp:
-        Image.fromarray(pixels.astype(np.uint8, copy=False)).save(
-            tmp, format="JPEG", quality=JPEG_QUALITY
-        )
+def write_bytes_atomic(target: Path, data: bytes) -> None:
+    """Write beside ``target`` under a per-process temporary name, then rename onto it.
+
+    A lean form of :func:`clip2clinic.io.atomic_path` for the many small files of a corpus
+    (no random name, no clean-up call after a successful rename); the folder must exist.
+    """
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def jpeg_bytes(pixels: np.ndarray) -> bytes:
+    """An 8-bit grey-scale ('L') JPEG of ``pixels``."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint8, copy=False)).save(
+        buffer, format="JPEG", quality=JPEG_QUALITY
+    )
+    return buffer.getvalue()

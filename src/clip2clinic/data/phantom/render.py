@@ -7,7 +7,7 @@ from functools import lru_cache
 import numpy as np
 
 from clip2clinic.data.phantom.anatomy import Habitus, draw_frontal, sample_frontal
-from clip2clinic.data.phantom.canvas import blur
+from clip2clinic.data.phantom.canvas import blur, soften
 from clip2clinic.data.phantom.devices import draw_devices
 from clip2clinic.data.phantom.findings import draw_findings, frontal_changes, rib_breaks
 from clip2clinic.data.phantom.lateral import draw_lateral
@@ -28,7 +28,7 @@ def _grain(size: int) -> np.ndarray:
 def expose(density: np.ndarray, view: str, rng: np.random.Generator) -> np.ndarray:
     """Radiograph look: unsharpness, scatter (portable AP), window, gamma, quantum noise."""
     size = density.shape[0]
-    image = 0.6 * density + 0.4 * blur(density, 2)
+    image = soften(density)
     portable = view == "AP"
     if portable:
         image = 0.85 * image + 0.15 * blur(image, 16) + 0.03
