@@ -1,0 +1,348 @@
+"""The paper's dynamic soft contrastive loss (Ko & Park, CVPR 2025, Eqs. 1-10) and SoftCLIP.
+
+Pure functions of embeddings and label vectors; ``docs/loss.md`` maps every equation to code.
+
+Report index space: with hard negatives the N = 2B reports are ``[originals; negatives]``, else
+N = B. Soft targets per stream s (t: text, c: clinical labels, g: graph) are thresholded
+self-similarities of the N reports (:func:`soft_targets`); with no stream the targets are the
+identity and every term is plain InfoNCE. Each direction is a row-wise
+KL(target ‖ softmax(logits / τ)) averaged over rows, and the total is
+Σ_directions Σ_s w_s · L_s (Eq. 10).
+
+All embeddings are L2-normalised here again (a no-op for normalised inputs, and it keeps the
+thresholds meaningful for inputs that are not), and the loss is computed in float32 with autocast
+off, whatever the input dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from clip2clinic.distributed import gather_batch
+
+STREAMS = ("t", "c", "g")
+"""Soft-label streams: text embeddings, clinical label vectors, graph embeddings."""
+
+DEFAULT_TEMPERATURE = 0.1
+"""Fixed logit temperature τ of the paper (App. C.4)."""
+
+DEFAULT_THRESHOLDS: dict[str, float] = {"t": 0.9, "c": 0.5, "g": 0.9}
+"""Our defaults for τ_t, τ_c, τ_g (the paper does not print its values).
+
+t, g: cosines of projected embeddings are high for near-duplicate reports (normal reports are
+often near-identical), so only those share labels. c: for binary label vectors a cosine above 0.5
+means more than half of the findings shared ({A, B} vs {A}: 0.71 → y = 0.41; {A, B} vs {A, C}:
+0.5 → 0). The trainer issue tunes these on phantom validation data.
+"""
+
+DEFAULT_WEIGHTS: dict[str, float] = {"t": 1.0, "c": 1.0, "g": 1.0}
+"""Our defaults for w_T, w_C, w_G in Eq. 10 (unit weights, the equation read literally)."""
+
+SOFTCLIP_ALPHA = 0.2
+"""SoftCLIP: weight of the intra-modal self-similarity in the softened target."""
+
+SOFTCLIP_SELF_TEMPERATURE = 0.1
+"""SoftCLIP: temperature of the softmax over intra-modal self-similarities."""
+
+SOFTCLIP_NEG_WEIGHT = 1.0
+"""SoftCLIP: weight of the neg-KL term (the KL over the negatives only)."""
+
+
+# --- soft targets (Eqs. 3-5, 8-9) -------------------------------------------------------------
+
+
+def soft_targets(features: Tensor, threshold: float) -> Tensor:
+    """Row-normalised thresholded self-similarity ŷ of N items (Eqs. 3-5, 8-9).
+
+    ``S = X Xᵀ`` with X the L2-normalised, detached rows of ``features`` (an all-zero row stays
+    zero); ``y = (S − τ)/(1 − τ)`` where ``S > τ`` else 0; the diagonal is 1 by definition; rows
+    are normalised to sum 1. With ``threshold >= 1`` the targets are the identity.
+    """
+    x = F.normalize(features.detach().float(), dim=-1)
+    sim = (x @ x.T).clamp(-1.0, 1.0)
+    if threshold >= 1.0:
+        y = torch.zeros_like(sim)
+    else:
+        y = torch.where(sim > threshold, (sim - threshold) / (1.0 - threshold), 0.0)
+    y.fill_diagonal_(1.0)
+    return y / y.sum(dim=-1, keepdim=True)
+
+
+def _renormalise_rows(target: Tensor) -> Tensor:
+    return target / target.sum(dim=-1, keepdim=True)
+
+
+def _mean_row_kl(target: Tensor, logits: Tensor) -> Tensor:
+    """Mean over rows of KL(target ‖ softmax(logits)), with 0·log 0 = 0 (Eqs. 6-7)."""
+    log_p = logits.log_softmax(dim=-1)
+    return (torch.special.xlogy(target, target) - target * log_p).sum(dim=-1).mean()
+
+
+def _weighted_kl(targets: list[tuple[float, Tensor]], logits: Tensor) -> Tensor:
+    """Σ_s w_s · mean-row KL(ŷ_s ‖ softmax(logits)), one term of Eq. 10."""
+    return sum(weight * _mean_row_kl(target, logits) for weight, target in targets)
+
+
+# --- input checks ------------------------------------------------------------------------------
+
+
+def _check_matrix(name: str, tensor: object, rows: int | None = None) -> Tensor:
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
+    if tensor.dim() != 2 or tensor.shape[0] == 0 or tensor.shape[1] == 0:
+        raise ValueError(f"{name} must be a non-empty 2-D tensor (batch, dim), got shape "
+                         f"{tuple(tensor.shape)}")
+    if rows is not None and tensor.shape[0] != rows:
+        raise ValueError(f"{name} has {tensor.shape[0]} rows but image has {rows}")
+    return tensor
+
+
+def _check_same_shape(name: str, tensor: Tensor, like_name: str, like: Tensor) -> None:
+    if tensor.shape != like.shape:
+        raise ValueError(f"{name} has shape {tuple(tensor.shape)} but {like_name} has shape "
+                         f"{tuple(like.shape)}; they must match")
+
+
+def _check_streams(streams: Iterable[str]) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(streams))
+    unknown = [s for s in chosen if s not in STREAMS]
+    if unknown:
+        raise ValueError(f"unknown stream(s) {unknown}; streams are a subset of {STREAMS}")
+    return chosen
+
+
+def _merge_defaults(name: str, given: Mapping[str, float] | None, defaults: dict[str, float],
+                    low: float, high: float) -> dict[str, float]:
+    merged = dict(defaults)
+    for key, value in (given or {}).items():
+        if key not in STREAMS:
+            raise ValueError(f"{name} has unknown stream key {key!r}; keys are {STREAMS}")
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high):
+            raise ValueError(f"{name}[{key!r}] = {value!r} must be a number in [{low}, {high}]")
+        merged[key] = float(value)
+    return merged
+
+
+def _check_positive(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+def _check_clinic_inputs(image, text, text_neg, graph, graph_neg, clinical, clinical_neg,
+                         streams, temperature) -> tuple[str, ...]:
+    """Validate the arguments of :func:`clinic_loss`; return the streams as a tuple."""
+    image = _check_matrix("image", image)
+    _check_same_shape("text", _check_matrix("text", text), "image", image)
+    for name, tensor in (("text_neg", text_neg), ("graph", graph), ("graph_neg", graph_neg)):
+        if tensor is not None:
+            _check_same_shape(name, _check_matrix(name, tensor), "image", image)
+    if clinical is not None:
+        _check_matrix("clinical", clinical, rows=image.shape[0])
+    if clinical_neg is not None:
+        if clinical is None:
+            raise ValueError("clinical_neg is given without clinical")
+        _check_same_shape("clinical_neg", _check_matrix("clinical_neg", clinical_neg),
+                          "clinical", clinical)
+    for name, tensor in (("graph_neg", graph_neg), ("clinical_neg", clinical_neg)):
+        if tensor is not None and text_neg is None:
+            raise ValueError(f"{name} is given without text_neg (the hard-negative reports)")
+    if graph_neg is not None and graph is None:
+        raise ValueError("graph_neg is given without graph")
+    if graph is not None and text_neg is not None and graph_neg is None:
+        raise ValueError("graph_neg is required when graph and text_neg are given "
+                         "(every report, original or negative, needs its graph)")
+    streams = _check_streams(streams)
+    if "c" in streams and clinical is None:
+        raise ValueError("stream 'c' needs clinical (the B×14 label vectors)")
+    if "c" in streams and text_neg is not None and clinical_neg is None:
+        raise ValueError("stream 'c' with text_neg needs clinical_neg (the negatives' labels)")
+    if "g" in streams and graph is None:
+        raise ValueError("stream 'g' needs graph (the graph embeddings)")
+    _check_positive("temperature", temperature)
+    devices = {t.device for t in (image, text, text_neg, graph, graph_neg, clinical, clinical_neg)
+               if t is not None}
+    if len(devices) > 1:
+        raise ValueError(f"all tensors must be on one device, got {sorted(map(str, devices))}")
+    return streams
+
+
+def _stack(originals: Tensor | None, negatives: Tensor | None) -> Tensor | None:
+    """Reports in the index order [originals; negatives]."""
+    if originals is None or negatives is None:
+        return originals
+    return torch.cat([originals, negatives])
+
+
+# --- the paper's loss (Eqs. 1, 2, 6, 7, 10) ---------------------------------------------------
+
+
+def clinic_loss_terms(
+    image: Tensor,
+    text: Tensor,
+    text_neg: Tensor | None = None,
+    graph: Tensor | None = None,
+    graph_neg: Tensor | None = None,
+    clinical: Tensor | None = None,
+    clinical_neg: Tensor | None = None,
+    streams: Iterable[str] = (),
+    thresholds: Mapping[str, float] | None = None,
+    weights: Mapping[str, float] | None = None,
+    temperature: float = DEFAULT_TEMPERATURE,
+) -> dict[str, Tensor]:
+    """The terms of :func:`clinic_loss`, one per direction, each Σ_s w_s · L_s.
+
+    Keys: ``i2t``, ``t2i`` and, with a graph, ``i2g``, ``g2i``, ``t2g``, ``g2t``
+    (i: image, t: text, g: graph; ``a2b`` has rows a and columns b). Their sum is the loss.
+    """
+    streams = _check_clinic_inputs(image, text, text_neg, graph, graph_neg, clinical,
+                                   clinical_neg, streams, temperature)
+    thresholds = _merge_defaults("thresholds", thresholds, DEFAULT_THRESHOLDS, -1.0, 1.0)
+    weights = _merge_defaults("weights", weights, DEFAULT_WEIGHTS, 0.0, math.inf)
+    batch = image.shape[0]
+    with torch.autocast(device_type=image.device.type, enabled=False):
+        image = F.normalize(image.float(), dim=-1)
+        reports = F.normalize(_stack(text, text_neg).float(), dim=-1)
+        graphs = None if graph is None else F.normalize(_stack(graph, graph_neg).float(), dim=-1)
+        sources = {"t": reports, "c": _stack(clinical, clinical_neg), "g": graphs}
+        if streams:
+            targets = [(weights[s], soft_targets(sources[s], thresholds[s])) for s in streams]
+        else:  # InfoNCE: the identity target makes each KL a cross-entropy
+            targets = [(1.0, torch.eye(reports.shape[0], device=reports.device))]
+        vs_all = [(w, y[:batch]) for w, y in targets]  # ŷ[:B, :N], Eq. 1
+        vs_originals = [(w, _renormalise_rows(y[:batch, :batch])) for w, y in targets]  # Eq. 2
+
+        terms = {
+            "i2t": _weighted_kl(vs_all, image @ reports.T / temperature),
+            "t2i": _weighted_kl(vs_originals, reports[:batch] @ image.T / temperature),
+        }
+        if graphs is not None:
+            text_graph = reports @ graphs.T / temperature
+            terms["i2g"] = _weighted_kl(vs_all, image @ graphs.T / temperature)
+            terms["g2i"] = _weighted_kl(vs_originals, graphs[:batch] @ image.T / temperature)
+            terms["t2g"] = _weighted_kl(targets, text_graph)
+            terms["g2t"] = _weighted_kl(targets, text_graph.T)
+    return terms
+
+
+def clinic_loss(
+    image: Tensor,
+    text: Tensor,
+    text_neg: Tensor | None = None,
+    graph: Tensor | None = None,
+    graph_neg: Tensor | None = None,
+    clinical: Tensor | None = None,
+    clinical_neg: Tensor | None = None,
+    streams: Iterable[str] = (),
+    thresholds: Mapping[str, float] | None = None,
+    weights: Mapping[str, float] | None = None,
+    temperature: float = DEFAULT_TEMPERATURE,
+) -> Tensor:
+    """Total dynamic soft contrastive loss of the paper (Eq. 10), a scalar.
+
+    ``image``, ``text`` (B×D) and the optional ``text_neg`` (hard-negative reports), ``graph``,
+    ``graph_neg`` (B×D) are embeddings; ``clinical``, ``clinical_neg`` (B×K, K = 14 CheXpert
+    observations) are label vectors. ``streams`` is a subset of ``("t", "c", "g")``;
+    ``thresholds`` and ``weights`` are dicts keyed by stream, missing keys falling back to
+    :data:`DEFAULT_THRESHOLDS` and :data:`DEFAULT_WEIGHTS`. Raises ``ValueError`` naming the
+    argument at fault.
+    """
+    terms = clinic_loss_terms(image, text, text_neg, graph, graph_neg, clinical, clinical_neg,
+                              streams, thresholds, weights, temperature)
+    return torch.stack(list(terms.values())).sum()
+
+
+# --- SoftCLIP baseline (Gao et al., AAAI 2024) -------------------------------------------------
+
+
+def _neg_kl(self_similarity: Tensor, logits: Tensor) -> Tensor:
+    """Mean-row KL between target and prediction restricted to the negatives (the neg-KL).
+
+    The diagonal (the positive) is removed from both distributions and each is renormalised over
+    the B − 1 negatives, so the term is blind to how much mass the positive gets.
+    """
+    batch = logits.shape[0]
+    off_diagonal = ~torch.eye(batch, dtype=torch.bool, device=logits.device)
+    target = _renormalise_rows(self_similarity[off_diagonal].view(batch, batch - 1))
+    return _mean_row_kl(target, logits[off_diagonal].view(batch, batch - 1))
+
+
+def softclip_loss(
+    image: Tensor,
+    text: Tensor,
+    temperature: float = DEFAULT_TEMPERATURE,
+    alpha: float = SOFTCLIP_ALPHA,
+    self_temperature: float = SOFTCLIP_SELF_TEMPERATURE,
+    neg_weight: float = SOFTCLIP_NEG_WEIGHT,
+) -> Tensor:
+    """SoftCLIP: soft cross-modal alignment from intra-modal self-similarity, a scalar.
+
+    Q_I = softmax(I Iᵀ / τ_self), Q_T = softmax(T Tᵀ / τ_self) from the detached embeddings;
+    softened targets (1 − α)·Id + α·Q_I for image→text and (1 − α)·Id + α·Q_T for text→image;
+    loss = Σ_directions [KL(target ‖ p) + neg_weight · neg-KL(Q ‖ p)], where neg-KL compares
+    the two distributions over the negatives only. α = 0 and neg_weight = 0 give InfoNCE. The
+    original uses region features and object tags for Q; here the towers' own embeddings stand
+    in (see docs/loss.md).
+    """
+    image = _check_matrix("image", image)
+    _check_same_shape("text", _check_matrix("text", text), "image", image)
+    _check_positive("temperature", temperature)
+    _check_positive("self_temperature", self_temperature)
+    if not (isinstance(alpha, (int, float)) and 0.0 <= alpha <= 1.0):
+        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+    if not (isinstance(neg_weight, (int, float)) and math.isfinite(neg_weight) and neg_weight >= 0):
+        raise ValueError(f"neg_weight must be a non-negative number, got {neg_weight!r}")
+    batch = image.shape[0]
+    with torch.autocast(device_type=image.device.type, enabled=False):
+        image = F.normalize(image.float(), dim=-1)
+        text = F.normalize(text.float(), dim=-1)
+        logits = image @ text.T / temperature
+        eye = torch.eye(batch, device=image.device)
+        loss = image.new_zeros(())
+        for rows, logit_rows in ((image, logits), (text, logits.T)):
+            similar = (rows.detach() @ rows.detach().T / self_temperature).softmax(dim=-1)
+            loss = loss + _mean_row_kl((1.0 - alpha) * eye + alpha * similar, logit_rows)
+            if neg_weight > 0 and batch > 1:
+                loss = loss + neg_weight * _neg_kl(similar, logit_rows)
+    return loss
+
+
+# --- distributed wrappers -----------------------------------------------------------------------
+
+
+def clinic_loss_distributed(
+    image: Tensor,
+    text: Tensor,
+    text_neg: Tensor | None = None,
+    graph: Tensor | None = None,
+    graph_neg: Tensor | None = None,
+    clinical: Tensor | None = None,
+    clinical_neg: Tensor | None = None,
+    streams: Iterable[str] = (),
+    thresholds: Mapping[str, float] | None = None,
+    weights: Mapping[str, float] | None = None,
+    temperature: float = DEFAULT_TEMPERATURE,
+) -> Tensor:
+    """:func:`clinic_loss` over the global batch of all data-parallel ranks.
+
+    Every rank returns the same global loss; with DDP's gradient averaging the optimiser sees the
+    single-process gradient on the concatenated batch (see :mod:`clip2clinic.distributed`).
+    Without an initialised process group it equals :func:`clinic_loss`.
+    """
+    streams = _check_clinic_inputs(image, text, text_neg, graph, graph_neg, clinical,
+                                   clinical_neg, streams, temperature)
+    batch = gather_batch(image=image, text=text, text_neg=text_neg, graph=graph,
+                         graph_neg=graph_neg, clinical=clinical, clinical_neg=clinical_neg)
+    return clinic_loss(**batch, streams=streams, thresholds=thresholds, weights=weights,
+                       temperature=temperature)
+
+
+def softclip_loss_distributed(image: Tensor, text: Tensor, **options: float) -> Tensor:
+    """:func:`softclip_loss` over the global batch of all ranks (same convention as above)."""
+    _check_same_shape("text", _check_matrix("text", text), "image", _check_matrix("image", image))
+    batch = gather_batch(image=image, text=text)
+    return softclip_loss(batch["image"], batch["text"], **options)
