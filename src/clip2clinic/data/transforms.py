@@ -49,15 +49,18 @@ GREY = Normalization(mean=(0.5,), std=(0.5,))
 
 def to_tensor(image: Image.Image | np.ndarray, normalization: Normalization) -> torch.Tensor:
     """A grey uint8 image as a normalised float32 tensor ``(channels, H, W)``."""
-    pixels = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).float().div_(255.0)
-    return normalize(pixels.unsqueeze(0), normalization)
+    return normalize(np.asarray(image, dtype=np.float32) / 255.0, normalization)
 
 
-def normalize(grey: torch.Tensor, normalization: Normalization) -> torch.Tensor:
-    """Replicate a ``(1, H, W)`` tensor in [0, 1] to the tower's channels and normalise."""
-    mean = torch.tensor(normalization.mean, dtype=grey.dtype).view(-1, 1, 1)
-    std = torch.tensor(normalization.std, dtype=grey.dtype).view(-1, 1, 1)
-    return (grey.expand(normalization.channels, -1, -1) - mean) / std
+def normalize(grey: np.ndarray, normalization: Normalization) -> torch.Tensor:
+    """Replicate an ``(H, W)`` float32 array in [0, 1] to the tower's channels and normalise.
+
+    The arithmetic is numpy's: torch's intra-op thread pool makes these small per-image
+    operations 50x slower on a busy machine (measured: 55 ms instead of 1.1 ms per image).
+    """
+    mean = np.asarray(normalization.mean, dtype=np.float32)[:, None, None]
+    scale = 1.0 / np.asarray(normalization.std, dtype=np.float32)[:, None, None]
+    return torch.from_numpy((grey[None] - mean) * scale)
 
 
 def _grey_pil(image: Image.Image | np.ndarray) -> Image.Image:
@@ -178,13 +181,12 @@ class TrainTransform:
             resample=Image.Resampling.BILINEAR,
             fillcolor=0,
         )
-        pixels = torch.from_numpy(np.array(warped, dtype=np.uint8)).float().div_(255.0)
-        pixels = self._jitter(pixels, generator)
-        return normalize(pixels.unsqueeze(0), self.normalization)
+        pixels = self._jitter(np.asarray(warped, dtype=np.float32) / 255.0, generator)
+        return normalize(pixels, self.normalization)
 
-    def _jitter(self, pixels: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def _jitter(self, pixels: np.ndarray, generator: torch.Generator | None) -> np.ndarray:
         brightness = _uniform(generator, 1 - self.config.brightness, 1 + self.config.brightness)
         contrast = _uniform(generator, 1 - self.config.contrast, 1 + self.config.contrast)
-        pixels = pixels * brightness
-        mean = pixels.mean()
-        return ((pixels - mean) * contrast + mean).clamp_(0.0, 1.0)
+        pixels = pixels * np.float32(brightness)
+        mean = pixels.mean(dtype=np.float32)
+        return np.clip((pixels - mean) * np.float32(contrast) + mean, 0.0, 1.0)
