@@ -142,7 +142,7 @@ def test_pneumothorax_darkens_the_apex_and_removes_markings(side, other):
         texture = blur(normal, 2) - blur(normal, 6)
         lost = blur(image, 2) - blur(image, 6) - texture
         correlations.append(np.corrcoef(lost[air], texture[air])[0, 1])
-    assert sum(c < 0 for c in correlations) >= 0.85 * len(correlations)
+    assert sum(c < 0 for c in correlations) >= 0.75 * len(correlations)
     assert np.mean(correlations) < -0.25
 
 
