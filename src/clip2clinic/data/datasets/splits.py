@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from clip2clinic.data.datasets.base import SPLITS
 
@@ -52,6 +51,8 @@ def group_split(
 
 def gloria_split(index: pd.Index, test_fraction: float = 0.15, seed: int = 0) -> pd.Series:
     """GLoRIA's row-level split (see the module notes) as split names per row of ``index``."""
+    from sklearn.model_selection import train_test_split  # slow import; only this split uses it
+
     train, rest = train_test_split(index, test_size=2 * test_fraction, random_state=seed)
     test, validate = train_test_split(rest, test_size=0.5, random_state=seed)
     split = pd.Series(index=index, dtype=object)
