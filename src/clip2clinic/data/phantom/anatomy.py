@@ -295,7 +295,7 @@ def _ribs(f: Frontal, size: int, breaks: tuple[RibBreak, ...], rng: np.random.Ge
         anterior = (y - f.apex - 0.02 + 0.11 * t) / (f.rib_spacing * 1.25)
         front = _rib_profile(anterior) * ramp(t - 0.3, 0.1) * ramp(0.98 - t, 0.03)
         front *= ramp(f.cp[side] - 0.08 - y, 0.03) * ramp(anterior, 0.1)
-        out[:, cols] = 0.07 * band * visible * uneven[:, cols] + 0.03 * front
+        out[:, cols] = 0.055 * band * visible * uneven[:, cols] + 0.03 * front
     return out
 
 

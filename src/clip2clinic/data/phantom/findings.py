@@ -105,7 +105,7 @@ def _effusion(c: Canvas, f: Finding, rng: np.random.Generator) -> list[Box]:
         t = np.clip(SIGN[side] * (x - fr.cx) / lateral, 0.0, 1.0)
         surface = fr.cp[side] - rise * (0.6 + 0.4 * t * t)  # meniscus: higher laterally
         fluid = ramp(y - surface, 0.03) * c.lungs[side]
-        c.density += 0.38 * strength(f) * fluid
+        c.density += 0.44 * strength(f) * fluid
         c.keep_markings *= 1.0 - fluid
         boxes.append(_mask_box(fluid))
     return boxes
@@ -211,13 +211,13 @@ def _opacity(c: Canvas, f: Finding, rng: np.random.Generator) -> list[Box]:
 def _atelectasis(c: Canvas, f: Finding, rng: np.random.Generator) -> list[Box]:
     """A plate-like band above the (raised) hemidiaphragm: the lost volume."""
     fr = c.frontal
-    width = (0.009, 0.012, 0.016)[f.severity - 1]
+    width = (0.011, 0.015, 0.02)[f.severity - 1]
     boxes = []
     for side in _sides(f):
         v = (fr.dome[side] - 0.045 - fr.apex) / (fr.cp[side] - fr.apex)
         a = fr.point(side, 0.15, v + rng.uniform(-0.02, 0.02))
         b = fr.point(side, 0.85, v + rng.uniform(-0.04, 0.0))
-        stroke(c.density, np.array([a, b]), width, 0.24 * strength(f))
+        stroke(c.density, np.array([a, b]), width, 0.17 * strength(f))
         mid = ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2 + 0.02)
         blob(c.density, mid, (0.07, 0.03), 0.08 * strength(f), edge=1.0, mask=c.lungs[side])
         inner = fr.cx + SIGN[side] * float(fr.medial(side, fr.dome[side]))

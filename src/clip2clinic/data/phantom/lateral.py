@@ -36,28 +36,31 @@ def draw_lateral(h: Habitus, findings: tuple[Finding, ...], size: int, rng: np.r
     x = x - shift
     apex = h.apex + rng.uniform(-0.01, 0.02)
     dome = apex + h.lung_height * rng.uniform(0.92, 1.0)
-    front = 0.18 + 0.05 * np.clip((apex + 0.25 - y) / 0.25, 0.0, 1.0)
-    back = 0.8 - 0.04 * np.clip((apex + 0.15 - y) / 0.15, 0.0, 1.0)
-    floor = dome - 0.04 + 0.16 * ((x - 0.42) / 0.4) ** 2  # deep posterior sulcus
-    top = apex + 0.9 * ((x - 0.5) / 0.3) ** 2
-    lungs = ramp(np.minimum(np.minimum(x - front, back - x), np.minimum(y - top, floor - y)),
-                 2.5 / size)
+    # lungs: a dome-topped field from behind the sternum to the spine, floored by the
+    # hemidiaphragms, deepest in the posterior sulcus
+    middle = dome - 0.1
+    height = middle - apex
+    across = ((x - 0.5) / 0.31) ** 2
+    upward = (np.minimum(y - middle, 0.0) / height) ** 2
+    floor = dome - 0.03 + 0.14 * ((x - 0.4) / 0.4) ** 2
+    lungs = ramp(np.minimum(0.5 * (1.0 - across - upward), floor - y), 2.5 / size)
 
-    body = h.soft_tissue * (0.55 + 0.45 * np.sqrt(np.clip(1 - ((x - 0.5) / 0.42) ** 2, 0, 1)))
-    density = np.repeat(body * ramp(0.42 - np.abs(x - 0.5), 0.02), size, axis=0)
-    density -= 0.3 * lungs * (0.5 + 0.5 * blur(lungs, 10))
-    density += 0.12 * ramp(y - floor, 0.02) * ramp(0.42 - np.abs(x - 0.5), 0.02)
+    outline = 0.41 - 0.06 * np.clip((apex - y) / apex, 0.0, 1.0)  # narrower neck
+    body = h.soft_tissue * (0.6 + 0.4 * np.sqrt(np.clip(1 - ((x - 0.51) / 0.41) ** 2, 0, 1)))
+    density = body * ramp(outline - np.abs(x - 0.51), 0.02)
+    density -= 0.3 * lungs * (0.55 + 0.45 * blur(lungs, 10))
+    density += 0.1 * ramp(y - floor, 0.03) * ramp(outline - np.abs(x - 0.51), 0.03)
     discs = 0.7 + 0.3 * np.cos(np.pi * (y - apex) / (h.rib_spacing * 0.95)) ** 2
-    density += 0.1 * ramp(0.045 - np.abs(x - 0.84), 0.01) * discs  # vertebral bodies
-    stroke(density, np.array([(0.17, apex + 0.1), (0.19, apex + 0.45)]), 0.01, 0.08)  # sternum
-    stroke(density, np.array([(0.5, -0.01), (0.55, apex + 0.25)]), 0.012, -0.07)  # trachea
+    density += 0.1 * ramp(0.04 - np.abs(x - 0.86), 0.01) * discs  # vertebral bodies
+    stroke(density, np.array([(0.15, apex + 0.08), (0.18, apex + 0.45)]), 0.01, 0.07)  # sternum
+    stroke(density, np.array([(0.5, -0.01), (0.56, apex + 0.25)]), 0.012, -0.06)  # trachea
     density += 0.06 * lungs * smooth_noise(rng, size, max(size // 12, 4))
     findings = tuple(visible(findings))
     regions = []
 
-    heart_c = (0.38, dome - 0.1)
-    heart_r = (0.15 * heart_scale, 0.13 * heart_scale)
-    blob(density, heart_c, heart_r, 0.2, edge=0.15)
+    heart_c = (0.38 + shift, dome - 0.08)
+    heart_r = (0.14 * heart_scale, 0.12 * heart_scale)
+    blob(density, heart_c, heart_r, 0.26, edge=0.2, mask=lungs)
     for f in findings:
         g = f.severity - 1
         box = None
