@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -77,15 +78,32 @@ def _renormalise_rows(target: Tensor) -> Tensor:
     return target / target.sum(dim=-1, keepdim=True)
 
 
-def _mean_row_kl(target: Tensor, logits: Tensor) -> Tensor:
-    """Mean over rows of KL(target ‖ softmax(logits)), with 0·log 0 = 0 (Eqs. 6-7)."""
-    log_p = logits.log_softmax(dim=-1)
+def _mean_row_kl(target: Tensor, log_p: Tensor) -> Tensor:
+    """Mean over rows of KL(target ‖ p) given log p, with 0·log 0 = 0 (Eqs. 6-7)."""
     return (torch.special.xlogy(target, target) - target * log_p).sum(dim=-1).mean()
 
 
-def _weighted_kl(targets: list[tuple[float, Tensor]], logits: Tensor) -> Tensor:
-    """Σ_s w_s · mean-row KL(ŷ_s ‖ softmax(logits)), one term of Eq. 10."""
-    return sum(weight * _mean_row_kl(target, logits) for weight, target in targets)
+class _MixedTarget(NamedTuple):
+    """One block of the weighted stream targets: Σ_s w_s ŷ_s and Σ_s w_s · mean_i Σ_j ŷ log ŷ."""
+
+    weighted: Tensor
+    neg_entropy: Tensor
+
+
+def _mix(targets: list[tuple[float, Tensor]]) -> _MixedTarget:
+    weighted = sum(weight * target for weight, target in targets)
+    neg_entropy = sum(weight * torch.special.xlogy(target, target).sum(dim=-1).mean()
+                      for weight, target in targets)
+    return _MixedTarget(weighted, neg_entropy)
+
+
+def _weighted_kl(target: _MixedTarget, logits: Tensor) -> Tensor:
+    """Σ_s w_s · mean-row KL(ŷ_s ‖ softmax(logits)), one term of Eq. 10.
+
+    KL is linear in its target's cross-entropy part, so the sum over streams is computed once:
+    Σ_s w_s KL(ŷ_s ‖ p) = Σ_s w_s Σ ŷ_s log ŷ_s − (Σ_s w_s ŷ_s) · log p.
+    """
+    return target.neg_entropy - (target.weighted * logits.log_softmax(dim=-1)).sum(dim=-1).mean()
 
 
 # --- input checks ------------------------------------------------------------------------------
@@ -213,8 +231,10 @@ def clinic_loss_terms(
             targets = [(weights[s], soft_targets(sources[s], thresholds[s])) for s in streams]
         else:  # InfoNCE: the identity target makes each KL a cross-entropy
             targets = [(1.0, torch.eye(reports.shape[0], device=reports.device))]
-        vs_all = [(w, y[:batch]) for w, y in targets]  # ŷ[:B, :N], Eq. 1
-        vs_originals = [(w, _renormalise_rows(y[:batch, :batch])) for w, y in targets]  # Eq. 2
+        vs_all = _mix([(w, y[:batch]) for w, y in targets])  # rows ŷ[:B, :N], Eq. 1
+        # ŷ[:B, :B] renormalised, Eq. 2
+        vs_originals = _mix([(w, _renormalise_rows(y[:batch, :batch])) for w, y in targets])
+        vs_reports = _mix(targets)  # all of ŷ, N × N
 
         terms = {
             "i2t": _weighted_kl(vs_all, image @ reports.T / temperature),
@@ -224,8 +244,8 @@ def clinic_loss_terms(
             text_graph = reports @ graphs.T / temperature
             terms["i2g"] = _weighted_kl(vs_all, image @ graphs.T / temperature)
             terms["g2i"] = _weighted_kl(vs_originals, graphs[:batch] @ image.T / temperature)
-            terms["t2g"] = _weighted_kl(targets, text_graph)
-            terms["g2t"] = _weighted_kl(targets, text_graph.T)
+            terms["t2g"] = _weighted_kl(vs_reports, text_graph)
+            terms["g2t"] = _weighted_kl(vs_reports, text_graph.T)
     return terms
 
 
@@ -268,7 +288,7 @@ def _neg_kl(self_similarity: Tensor, logits: Tensor) -> Tensor:
     batch = logits.shape[0]
     off_diagonal = ~torch.eye(batch, dtype=torch.bool, device=logits.device)
     target = _renormalise_rows(self_similarity[off_diagonal].view(batch, batch - 1))
-    return _mean_row_kl(target, logits[off_diagonal].view(batch, batch - 1))
+    return _mean_row_kl(target, logits[off_diagonal].view(batch, batch - 1).log_softmax(dim=-1))
 
 
 def softclip_loss(
@@ -305,7 +325,8 @@ def softclip_loss(
         loss = image.new_zeros(())
         for rows, logit_rows in ((image, logits), (text, logits.T)):
             similar = (rows.detach() @ rows.detach().T / self_temperature).softmax(dim=-1)
-            loss = loss + _mean_row_kl((1.0 - alpha) * eye + alpha * similar, logit_rows)
+            soft_target = (1.0 - alpha) * eye + alpha * similar
+            loss = loss + _mean_row_kl(soft_target, logit_rows.log_softmax(dim=-1))
             if neg_weight > 0 and batch > 1:
                 loss = loss + neg_weight * _neg_kl(similar, logit_rows)
     return loss
