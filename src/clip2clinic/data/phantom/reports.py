@@ -92,7 +92,7 @@ _POSITIVE: dict[str, tuple[str, ...]] = {
         "{chg}{lobe} pneumonia.",
         "Findings are consistent with {chg}{lobe} pneumonia.",
         "{chg}{sev} pneumonia in the {lobe}.",
-        "Appearance is compatible with {lobe} pneumonia.",
+        "There is {chg}{lobe} pneumonia.",
     ),
     "Lung Opacity": (
         "{chg}{sev} opacity in the {lobe}.",
@@ -211,9 +211,9 @@ _DEVICES: dict[str, tuple[str, ...]] = {
         "Dual-lead pacemaker device is in place.",
         "Left-sided pacemaker with leads terminating in the right ventricle.",
     ),
-    "sternotomy": (
-        "Median sternotomy wires are intact.",
-        "Patient is status post median sternotomy with intact wires.",
+    "sternotomy": (  # "hardware": the word CheXpert-style labelers read as a device
+        "Sternal wires and surgical hardware are intact.",
+        "Intact sternal wire hardware.",
     ),
     "chest_tube": (
         "{side} chest tube in place.",
@@ -221,7 +221,7 @@ _DEVICES: dict[str, tuple[str, ...]] = {
     ),
 }
 _JOINT = {  # carrier (positive, same lobe) + pneumonia
-    1: ("consistent with", "compatible with"),
+    1: ("consistent with", "in keeping with"),
     -1: ("concerning for", "which may represent", "suspicious for"),
 }
 _CHANGE_PREFIX = {
