@@ -331,8 +331,8 @@ def _polar_noise(rng: np.random.Generator, angle: np.ndarray, r: np.ndarray,
 def _markings(f: Frontal, size: int, rng: np.random.Generator) -> np.ndarray:
     """Vessels fanning out of each hilum and branching, tapering to the periphery.
 
-    Drawn at half resolution (they are soft anyway) and enlarged."""
-    small = max(size // 2, 16)
+    Drawn at a third of the resolution (they are soft anyway) and enlarged."""
+    small = max(size // 3, 16)
     out = np.zeros((small, small), dtype=np.float32)
     for side in (RIGHT, LEFT):
         cols, d, y = _half(f, side, small)
