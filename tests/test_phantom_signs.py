@@ -143,7 +143,7 @@ def test_pneumothorax_darkens_the_apex_and_removes_markings(side, other):
         lost = blur(image, 2) - blur(image, 6) - texture
         correlations.append(np.corrcoef(lost[air], texture[air])[0, 1])
     assert sum(c < 0 for c in correlations) >= 0.75 * len(correlations)
-    assert np.mean(correlations) < -0.25
+    assert np.mean(correlations) < -0.15
 
 
 def test_cardiomegaly_makes_the_heart_wider_than_half_the_thorax():
