@@ -7,6 +7,7 @@ the truth file. Wall and CPU time are both printed: on a shared machine the CPU 
 fairer one.
 
 Usage: python benchmarks/bench_phantom.py [--studies 500] [--image-size 224] [--repeat 3]
+                                         [--tmp DIR]  (where the corpora are written)
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--repeat", type=int, default=3, help="fresh corpora, best one kept")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tmp", type=Path, default=None,
+                        help="folder for the corpora (default: the system's temporary folder)")
     args = parser.parse_args()
-    generate_phantom(Path(tempfile.mkdtemp()) / "warm", 5, args.image_size, progress=False)
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        generate_phantom(Path(tmp) / "warm", 5, args.image_size, progress=False)
     best = None
     for run in range(args.repeat):
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
             start, cpu = time.perf_counter(), time.process_time()
             summary = generate_phantom(Path(tmp) / "phantom", args.studies, args.image_size,
                                        seed=args.seed + run, progress=False)
