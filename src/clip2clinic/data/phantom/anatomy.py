@@ -243,15 +243,19 @@ def lung_mask(f: Frontal, side: int, size: int, apex_drop: float = 0.0,
 
 
 def _body(f: Frontal, size: int) -> np.ndarray:
-    """Soft tissue: neck and shoulders filling the top, chest wall, arms' shadows, breasts."""
+    """Soft tissue: neck and shoulders filling the top, chest wall narrowing to the abdomen,
+    the upper arms beside the chest, breasts."""
     x, y = axes(size)
     armpit = f.apex + 0.16
-    chest = np.interp(y, [armpit, f.cp[RIGHT], 1.0], [f.w + 0.085, f.w + 0.075, f.w + 0.07])
+    chest = np.interp(y, [armpit, f.cp[RIGHT], 1.0], [f.w + 0.085, f.w + 0.08, f.w + 0.04])
     shoulders = f.w + 0.085 + 0.5 * np.clip((armpit - y) / 0.2, 0.0, 1.0) ** 1.5
     half = np.maximum(chest, shoulders)
     offset = np.abs(x - f.cx)
     chord = np.sqrt(np.clip(1.0 - (offset / (f.w + 0.09)) ** 2, 0.0, 1.0))
-    body = (f.soft * (0.55 + 0.45 * chord)) * ramp(half - offset, 0.02)
+    body = (f.soft * (0.55 + 0.45 * chord)) * ramp(half - offset, 0.025)
+    # upper arms: soft-tissue bands beside the chest, fading downwards, with a gap of air
+    arm = ramp(0.07 - np.abs(offset - f.w - 0.2), 0.03) * ramp(f.cp[RIGHT] - 0.1 - y, 0.15)
+    body = np.maximum(body, 0.75 * f.soft * arm)
     if f.sex == "F":  # breast shadows over the lower lungs
         for side in (RIGHT, LEFT):
             center = (f.cx + SIGN[side] * 0.62 * f.w, f.cp[side] - 0.06)
