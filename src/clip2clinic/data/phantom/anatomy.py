@@ -10,7 +10,7 @@ apices, overlaps the scapulae on the lungs and has lower lung volumes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -402,11 +402,3 @@ def _clavicle(density: np.ndarray, f: Frontal, side: int) -> None:
         n=10,
     )
     stroke(density, pts, 0.012, 0.08)
-
-
-def with_heart(f: Frontal, ctr: float) -> Frontal:
-    """The same image geometry with another cardiothoracic ratio."""
-    width = ctr * 2 * f.w
-    share = f.heart[RIGHT] / (f.heart[RIGHT] + f.heart[LEFT])
-    return replace(f, heart=(width * share, width * (1 - share)),
-                   heart_top=f.heart_cy - (0.15 + 0.12 * width))

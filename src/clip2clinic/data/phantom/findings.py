@@ -89,10 +89,6 @@ def _mask_box(mask: np.ndarray, threshold: float = 0.5) -> Box:
     return _clip_box(cols[0] / size, rows[0] / size, (cols[-1] + 1) / size, (rows[-1] + 1) / size)
 
 
-def _side_box(fr: Frontal, side: int, y0: float, y1: float, inner: float = 0.0) -> Box:
-    return _clip_box(fr.cx + SIGN[side] * inner, y0, fr.cx + SIGN[side] * fr.w, y1)
-
-
 def _effusion(c: Canvas, f: Finding, rng: np.random.Generator) -> list[Box]:
     fr, size = c.frontal, c.size
     boxes = []
