@@ -1,0 +1,164 @@
+"""ClinicCLIP: image tower, text tower (fine-tuned or head over cached features), optional
+graph encoder, each giving L2-normalised ``embed_dim`` vectors; saved as safetensors + JSON."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_model, save_model
+from torch import nn
+from torch.nn.functional import normalize
+from torch_geometric.data import Batch
+
+from clip2clinic.io import InputError, atomic_path
+from clip2clinic.model.config import ClinicCLIPConfig
+from clip2clinic.model.graph_encoder import GraphEncoder
+from clip2clinic.model.text_head import TextHead
+from clip2clinic.model.towers import ImageTower, TextTower, tower_config
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+#: Keys of a transformers config that describe task heads or provenance, not the backbone.
+_CONFIG_NOISE = ("id2label", "label2id", "_name_or_path", "architectures", "transformers_version")
+
+
+def _architecture(model_config) -> dict:
+    values = model_config.to_dict()
+    return {key: value for key, value in values.items() if key not in _CONFIG_NOISE}
+
+
+class ClinicCLIP(nn.Module):
+    """The CLIP model of the paper: ``encode_image``, ``encode_text``, ``encode_graph``.
+
+    ``pretrained`` loads tower weights from their sources; :meth:`from_pretrained` builds
+    with ``pretrained=False`` (architecture from the config alone) and loads saved weights.
+    ``self.config`` holds the full tower configs once built, so it rebuilds without the hub.
+    """
+
+    def __init__(self, config: ClinicCLIPConfig, pretrained: bool = True):
+        super().__init__()
+        config = copy.deepcopy(config)
+        self.image = ImageTower(config.image, config.embed_dim, pretrained)
+        config.image.config = _architecture(self.image.backbone.config)
+        if config.text.mode == "full":
+            self.text = TextTower(config.text, config.embed_dim, pretrained)
+            text_config = self.text.backbone.config
+        else:
+            text_config = tower_config(config.text.source, config.text.config)
+            self.text = TextHead(text_config.hidden_size, config.text.head, config.embed_dim)
+        config.text.config = _architecture(text_config)
+        self.graph = None
+        if config.graph is not None:
+            config.graph.node_dim = config.graph.node_dim or int(text_config.hidden_size)
+            self.graph = GraphEncoder(
+                config.graph.node_dim, config.graph.hidden_dim, config.embed_dim
+            )
+        self.log_temperature = (
+            nn.Parameter(torch.tensor(math.log(config.temperature)))
+            if config.learn_temperature
+            else None
+        )
+        self.config = config
+
+    @property
+    def temperature(self) -> float | torch.Tensor:
+        """The softmax temperature: the config value, or a learned scalar tensor."""
+        if self.log_temperature is None:
+            return self.config.temperature
+        return self.log_temperature.exp()
+
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Pixels ``(B, C, H, W)`` (C = 1 is replicated as needed) → unit ``(B, embed_dim)``."""
+        return normalize(self.image(pixels), dim=-1)
+
+    def encode_text(self, text: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Reports → ``(B, embed_dim)``, unit norm.
+
+        ``text`` is token ids ``(B, L)`` in text mode "full", or the cached token features
+        ``(B, L, H)`` of :func:`clip2clinic.model.encode_token_features` in mode "head".
+        """
+        return normalize(self.text(text, attention_mask), dim=-1)
+
+    def encode_graph(self, graphs: Batch) -> torch.Tensor:
+        """A batch of :func:`clip2clinic.model.graphs_to_batch` → unit ``(B, embed_dim)``."""
+        if self.graph is None:
+            raise ValueError("this model has no graph encoder (config.graph is null)")
+        return normalize(self.graph(graphs), dim=-1)
+
+    def forward(
+        self,
+        pixels: torch.Tensor | None = None,
+        text: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        graphs: Batch | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Embeddings of whichever inputs are given, keyed "image", "text", "graph" (one call,
+        so DistributedDataParallel sees every used parameter)."""
+        out = {}
+        if pixels is not None:
+            out["image"] = self.encode_image(pixels)
+        if text is not None:
+            if attention_mask is None:
+                raise ValueError("text needs its attention_mask")
+            out["text"] = self.encode_text(text, attention_mask)
+        if graphs is not None:
+            out["graph"] = self.encode_graph(graphs)
+        return out
+
+    def backbones(self) -> list[nn.Module]:
+        """The transformers backbones this model trains (the text backbone in mode "full")."""
+        return [tower.backbone for tower in (self.image, self.text) if hasattr(tower, "backbone")]
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Trainable parameters split as "backbones" (transformers towers) and "heads"
+        (projections, text head, graph encoder, temperature), e.g. for two learning rates."""
+        backbone_ids = {id(p) for module in self.backbones() for p in module.parameters()}
+        groups: dict[str, list[nn.Parameter]] = {"backbones": [], "heads": []}
+        for parameter in self.parameters():
+            if parameter.requires_grad:
+                groups["backbones" if id(parameter) in backbone_ids else "heads"].append(parameter)
+        return groups
+
+    def gradient_checkpointing_enable(self) -> list[str]:
+        """Turn on gradient checkpointing in every backbone that supports it; returns their
+        model types."""
+        enabled = []
+        for backbone in self.backbones():
+            if backbone.supports_gradient_checkpointing:
+                # transformers 5 renamed it; 4.x has only gradient_checkpointing_enable.
+                enable = getattr(backbone, "activation_checkpointing_enable", None)
+                (enable or backbone.gradient_checkpointing_enable)()
+                enabled.append(backbone.config.model_type)
+        return enabled
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write ``model.safetensors`` and ``config.json`` (each atomically) into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        with atomic_path(directory / WEIGHTS_NAME) as tmp:
+            save_model(self, str(tmp), metadata={"format": "pt"})
+        self.config.save(directory / CONFIG_NAME)
+        return directory
+
+    @classmethod
+    def from_pretrained(
+        cls, directory: str | os.PathLike, device: str | torch.device = "cpu"
+    ) -> ClinicCLIP:
+        """Rebuild a model saved by :meth:`save_pretrained` from its two files alone."""
+        directory = Path(directory)
+        for name in (CONFIG_NAME, WEIGHTS_NAME):
+            if not (directory / name).is_file():
+                raise InputError(f"{directory}: no {name}; not a ClinicCLIP checkpoint folder")
+        model = cls(ClinicCLIPConfig.load(directory / CONFIG_NAME), pretrained=False)
+        try:
+            load_model(model, str(directory / WEIGHTS_NAME), strict=True, device=str(device))
+        except (RuntimeError, SafetensorError) as exc:
+            raise InputError(
+                f"{directory / WEIGHTS_NAME}: does not match config.json ({exc})"
+            ) from None
+        return model.to(device)

@@ -1,0 +1,236 @@
+"""The architecture of a ClinicCLIP model as plain dataclasses, serialisable to JSON and YAML.
+
+A tower is a transformers model named by ``source`` (a hub name, a local folder, or
+``package:<module>``, see :mod:`clip2clinic.embedded`) and/or described by ``config`` (a
+transformers config dict with ``model_type``). A fresh model loads pretrained weights from
+``source`` when given, else builds the tower from ``config`` with random weights; either way
+the built model writes the tower's full config dict back, so a saved ``config.json`` rebuilds
+the architecture alone, without the hub.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from clip2clinic.embedded import MINILM_SOURCE
+from clip2clinic.io import InputError, write_text_atomic
+
+TOWER_POOLINGS = ("pooler", "mean", "cls")
+HEAD_POOLINGS = ("attention", "mean")
+TEXT_MODES = ("full", "head")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+PAPER_IMAGE_SOURCE = "microsoft/swin-tiny-patch4-window7-224"
+PAPER_TEXT_SOURCE = "emilyalsentzer/Bio_ClinicalBERT"
+
+
+def _check_choice(where: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise InputError(f"{where}: {value!r} is not one of {', '.join(choices)}")
+
+
+def _check_positive(where: str, **values: float) -> None:
+    for name, value in values.items():
+        if not value > 0:
+            raise InputError(f"{where}.{name}: must be positive, got {value!r}")
+
+
+def _check_tower_source(where: str, source: str | None, config: dict | None) -> None:
+    if source is None and config is None:
+        raise InputError(f"{where}: give a source (hub name or folder) or a config dict")
+    if config is not None and "model_type" not in config:
+        raise InputError(f"{where}.config: a transformers config dict needs 'model_type'")
+
+
+@dataclass
+class ImageTowerConfig:
+    """Image tower: a transformers vision model (Swin by default), pooled and projected.
+
+    ``mean``/``std`` are the per-channel normalisation the tower expects; their length is the
+    number of input channels the data pipeline should produce.
+    """
+
+    source: str | None = None
+    config: dict[str, Any] | None = None
+    pooling: str = "pooler"
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        where = "model.image"
+        _check_tower_source(where, self.source, self.config)
+        _check_choice(f"{where}.pooling", self.pooling, TOWER_POOLINGS)
+        self.mean, self.std = tuple(map(float, self.mean)), tuple(map(float, self.std))
+        if len(self.mean) != len(self.std) or not self.mean:
+            raise InputError(f"{where}: mean {self.mean} and std {self.std} need the same length")
+
+
+@dataclass
+class TextHeadConfig:
+    """Trainable head over cached token features of a frozen text model (text mode "head"):
+    LayerNorm + linear to ``width``, ``layers`` pre-norm transformer encoder layers, then
+    attention or mean pooling."""
+
+    width: int = 256
+    layers: int = 1
+    heads: int = 4
+    ff_dim: int = 512
+    dropout: float = 0.1
+    pooling: str = "attention"
+
+    def __post_init__(self) -> None:
+        where = "model.text.head"
+        _check_choice(f"{where}.pooling", self.pooling, HEAD_POOLINGS)
+        _check_positive(where, width=self.width, heads=self.heads, ff_dim=self.ff_dim)
+        if self.layers < 0 or self.width % self.heads:
+            raise InputError(
+                f"{where}: layers must be >= 0 and width ({self.width}) divisible by heads "
+                f"({self.heads})"
+            )
+
+
+@dataclass
+class TextTowerConfig:
+    """Text tower. Mode "full" fine-tunes the transformers model; mode "head" keeps it frozen
+    (its token features are cached at prepare time) and trains ``head`` on them."""
+
+    source: str | None = None
+    config: dict[str, Any] | None = None
+    mode: str = "full"
+    pooling: str = "mean"
+    max_length: int = 128
+    head: TextHeadConfig = field(
+        default_factory=TextHeadConfig, metadata={"nested": TextHeadConfig}
+    )
+
+    def __post_init__(self) -> None:
+        where = "model.text"
+        _check_tower_source(where, self.source, self.config)
+        _check_choice(f"{where}.mode", self.mode, TEXT_MODES)
+        _check_choice(f"{where}.pooling", self.pooling, TOWER_POOLINGS)
+        _check_positive(where, max_length=self.max_length)
+
+
+@dataclass
+class GraphConfig:
+    """Graph encoder: a 2-layer GCN, (node_dim + 4) -> hidden_dim -> embed_dim. ``node_dim`` is
+    the width of the entity-text embeddings (default: the text tower's hidden size)."""
+
+    hidden_dim: int = 256
+    node_dim: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_positive("model.graph", hidden_dim=self.hidden_dim)
+        if self.node_dim is not None:
+            _check_positive("model.graph", node_dim=self.node_dim)
+
+
+@dataclass
+class ClinicCLIPConfig:
+    """Everything that defines a ClinicCLIP architecture; ``graph`` None means no graph encoder.
+
+    ``temperature`` is fixed unless ``learn_temperature`` is true.
+    """
+
+    image: ImageTowerConfig = field(metadata={"nested": ImageTowerConfig})
+    text: TextTowerConfig = field(metadata={"nested": TextTowerConfig})
+    graph: GraphConfig | None = field(default=None, metadata={"nested": GraphConfig})
+    embed_dim: int = 512
+    temperature: float = 0.1
+    learn_temperature: bool = False
+
+    def __post_init__(self) -> None:
+        _check_positive("model", embed_dim=self.embed_dim, temperature=self.temperature)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict of lists, numbers and strings (JSON and ``yaml.safe_dump`` friendly)."""
+        return _plain(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ClinicCLIPConfig:
+        """Build from a dict such as :meth:`to_dict` gives; unknown keys raise InputError."""
+        return _from_mapping(cls, data, "model")
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write as indented JSON, atomically."""
+        write_text_atomic(json.dumps(self.to_dict(), indent=2) + "\n", path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> ClinicCLIPConfig:
+        """Read a JSON file written by :meth:`save`."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path}: cannot read model config ({exc})") from None
+        return cls.from_dict(data)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _from_mapping(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise InputError(f"{where}: expected a mapping, got {type(data).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise InputError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
+    kwargs = {}
+    for name, value in data.items():
+        nested_type = known[name].metadata.get("nested")
+        if nested_type is not None and value is not None:
+            value = _from_mapping(nested_type, value, f"{where}.{name}")
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise InputError(f"{where}: {exc}") from None
+
+
+#: The embedded image tower: a small 1-channel Swin trained from scratch at 128 px. Measured
+#: in benchmarks/bench_towers.py; see docs/model.md for how it was chosen.
+EMBEDDED_SWIN = {
+    "model_type": "swin",
+    "image_size": 128,
+    "patch_size": 8,
+    "num_channels": 1,
+    "embed_dim": 32,
+    "depths": [1, 1, 2],
+    "num_heads": [2, 4, 8],
+    "window_size": 4,
+    "drop_path_rate": 0.0,
+}
+
+
+def embedded_config(graph: bool = False) -> ClinicCLIPConfig:
+    """The preset that trains on two CPU cores: a small Swin from scratch on 1-channel 128 px
+    images, and a trainable head over cached token features of the bundled, frozen MiniLM."""
+    return ClinicCLIPConfig(
+        image=ImageTowerConfig(config=dict(EMBEDDED_SWIN), mean=(0.5,), std=(0.5,)),
+        text=TextTowerConfig(
+            source=MINILM_SOURCE,
+            mode="head",
+            max_length=64,
+            head=TextHeadConfig(width=128, layers=1, heads=4, ff_dim=256),
+        ),
+        graph=GraphConfig() if graph else None,
+    )
+
+
+def paper_config(graph: bool = False) -> ClinicCLIPConfig:
+    """The paper's preset: Swin-Tiny (ImageNet, 224 px) and Bio_ClinicalBERT, both fine-tuned."""
+    return ClinicCLIPConfig(
+        image=ImageTowerConfig(source=PAPER_IMAGE_SOURCE),
+        text=TextTowerConfig(source=PAPER_TEXT_SOURCE, mode="full", max_length=128),
+        graph=GraphConfig() if graph else None,
+    )
