@@ -24,3 +24,18 @@ def shared_data() -> Path:
 def bad_inputs(shared_data: Path) -> Path:
     """The fault corpus of ../shared/data/bad_inputs."""
     return shared_data / "bad_inputs"
+
+
+@pytest.fixture(scope="session")
+def tiny_prepared_phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A prepared 40-study phantom (64 px images, MiniLM token ids and features, graphs):
+    the manifest path. Built once per session for the training tests."""
+    from clip2clinic.data.phantom import generate_phantom
+    from clip2clinic.data.prepare import PrepareOptions, prepare
+
+    root = tmp_path_factory.mktemp("tiny_phantom")
+    generate_phantom(root / "phantom", studies=40, image_size=64, seed=5)
+    manifest = root / "prepared" / "manifest.parquet"
+    prepare(PrepareOptions("mimic", str(root / "phantom"), str(manifest), image_size=64,
+                           workers=1))
+    return manifest

@@ -1,0 +1,462 @@
+"""The training configuration: a tree of dataclasses loaded from YAML files and ``--set``
+overrides, validated with errors that name the key at fault.
+
+A config file is a YAML mapping with the sections of :class:`TrainConfig`. It may ``include``
+other files (a list of paths, relative to the including file or to the project's ``configs/``
+folder); included files are merged first, in order, then the file's own keys on top (mappings
+merge key by key, anything else replaces). ``model.base`` names the architecture the ``model``
+section starts from (``embedded`` or ``paper``, see :mod:`clip2clinic.model.config`); the other
+``model`` keys override it. See docs/train.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from clip2clinic.data.transforms import AugmentConfig
+from clip2clinic.io import InputError, write_text_atomic
+from clip2clinic.losses import DEFAULT_THRESHOLDS, DEFAULT_WEIGHTS, STREAMS
+from clip2clinic.model import ClinicCLIPConfig, GraphConfig, embedded_config, paper_config
+
+#: Architectures a ``model`` section can start from (``model.base``).
+MODEL_BASES = {"embedded": embedded_config, "paper": paper_config}
+LOSS_KINDS = ("clinic", "softclip")
+MIXED_PRECISION = ("no", "bf16", "fp16")
+SPLITS = ("train", "validate", "test")
+#: Keys that may differ when a run is resumed (they change how, not what, is trained).
+RESUMABLE_CHANGES = ("train.stop_after_steps", "train.progress", "data.num_workers")
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that reads ``1e-4`` as a number (as YAML 1.2 does; YAML 1.1, and
+    so PyYAML, needs ``1.0e-4``)."""
+
+
+ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def parse_yaml(text: str):
+    """Parse YAML text with :class:`ConfigLoader`."""
+    return yaml.load(text, Loader=ConfigLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
+def configs_dir() -> Path:
+    """The folder of the bundled presets and variants: ``$CLIP2CLINIC_CONFIGS`` or the
+    ``configs/`` folder of the source checkout."""
+    env = os.environ.get("CLIP2CLINIC_CONFIGS")
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "configs"
+
+
+@dataclass
+class SoftclipConfig:
+    """Options of :func:`clip2clinic.losses.softclip_loss` (loss kind ``softclip``)."""
+
+    alpha: float = 0.2
+    self_temperature: float = 0.1
+    neg_weight: float = 1.0
+
+
+@dataclass
+class LossConfig:
+    """What a variant trains: the loss kind, soft-label streams, hard negatives, graph stream.
+
+    ``graph`` adds the graph encoder and its four InfoNCE/soft directions (image↔graph,
+    text↔graph); stream ``g`` additionally uses graph similarity as soft labels.
+    Missing ``thresholds``/``weights`` keys take the loss module's defaults.
+    """
+
+    kind: str = "clinic"
+    streams: list[str] = field(default_factory=list)
+    hard_negatives: bool = False
+    graph: bool = False
+    thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
+    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    softclip: SoftclipConfig = field(default_factory=SoftclipConfig)
+
+    def validate(self, where: str = "loss") -> None:
+        _check_choice(f"{where}.kind", self.kind, LOSS_KINDS)
+        for key in ("streams", "thresholds", "weights"):
+            unknown = [s for s in getattr(self, key) if s not in STREAMS]
+            if unknown:
+                raise InputError(f"{where}.{key}: unknown stream(s) {unknown}; use {STREAMS}")
+        if len(set(self.streams)) != len(self.streams):
+            raise InputError(f"{where}.streams: {self.streams} repeats a stream")
+        for stream, value in self.thresholds.items():
+            if not -1.0 <= value < 1.0:
+                raise InputError(f"{where}.thresholds.{stream}: {value} is not in [-1, 1)")
+        for stream, value in self.weights.items():
+            if not (math.isfinite(value) and value >= 0):
+                raise InputError(f"{where}.weights.{stream}: {value} must be >= 0")
+        if "g" in self.streams and not self.graph:
+            raise InputError(f"{where}.streams: stream 'g' needs {where}.graph: true")
+        if self.kind == "softclip" and (self.streams or self.hard_negatives or self.graph):
+            raise InputError(
+                f"{where}.kind: softclip takes no streams, hard_negatives or graph "
+                "(it is an image-text baseline)"
+            )
+
+
+@dataclass
+class DataConfig:
+    """The manifest, the batch and the image pipeline.
+
+    ``batch_size`` is the global batch (the one the loss and its soft labels see), split
+    evenly over processes. ``image_size`` defaults to the image tower's. ``augment`` holds
+    :class:`clip2clinic.data.transforms.AugmentConfig` fields (null: no augmentation).
+    ``uncertain`` is the value an uncertain (-1) CheXpert label takes in the clinical vector
+    (positive 1; negative and not mentioned 0).
+    """
+
+    manifest: str | None = None
+    split: str = "train"
+    batch_size: int = 64
+    num_workers: int = 0
+    image_size: int | None = None
+    augment: dict[str, Any] | None = field(default_factory=dict)
+    uncertain: float = 0.5
+
+    def validate(self, where: str = "data") -> None:
+        _check_choice(f"{where}.split", self.split, SPLITS)
+        _check_min(f"{where}.batch_size", self.batch_size, 2)
+        _check_min(f"{where}.num_workers", self.num_workers, 0)
+        if self.image_size is not None:
+            _check_min(f"{where}.image_size", self.image_size, 8)
+        if not 0.0 <= self.uncertain <= 1.0:
+            raise InputError(f"{where}.uncertain: {self.uncertain} is not in [0, 1]")
+        if self.augment is not None:
+            known = {f.name for f in dataclasses.fields(AugmentConfig)} - {"size"}
+            unknown = sorted(set(self.augment) - known)
+            if unknown:
+                raise InputError(
+                    f"{where}.augment: unknown key(s) {unknown}; known: {sorted(known)}"
+                )
+            try:
+                AugmentConfig(**_tuples(self.augment))
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"{where}.augment: {exc}") from None
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with one learning rate for the pretrained/backbone towers and one for the new
+    layers (projections, text head, graph encoder); cosine decay after a linear warm-up over
+    ``warmup_ratio`` of the steps. Biases and norm weights get no weight decay."""
+
+    lr_backbones: float = 5e-5
+    lr_heads: float = 5e-4
+    weight_decay: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    warmup_ratio: float = 0.05
+    max_grad_norm: float | None = 1.0
+
+    def validate(self, where: str = "optim") -> None:
+        for key in ("lr_backbones", "lr_heads", "eps"):
+            if not getattr(self, key) > 0:
+                raise InputError(f"{where}.{key}: must be positive, got {getattr(self, key)}")
+        if self.weight_decay < 0:
+            raise InputError(f"{where}.weight_decay: must be >= 0, got {self.weight_decay}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise InputError(f"{where}.betas: two numbers in [0, 1), got {self.betas}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise InputError(f"{where}.warmup_ratio: must be in [0, 1), got {self.warmup_ratio}")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise InputError(f"{where}.max_grad_norm: must be positive or null")
+
+
+@dataclass
+class TrainerConfig:
+    """The loop: epochs, seed, precision, checkpoints and logs.
+
+    ``checkpoint_every`` steps (0: only at epoch ends) a checkpoint with the training state is
+    written; ``keep_last`` keeps only the newest step checkpoints (null: all).
+    ``stop_after_steps`` ends this invocation after that global step, with a checkpoint, as if
+    interrupted (the schedule is unchanged; resume continues), e.g. for time-limited jobs.
+    """
+
+    epochs: int = 10
+    seed: int = 0
+    mixed_precision: str = "no"
+    gradient_checkpointing: bool = False
+    checkpoint_every: int = 500
+    keep_last: int | None = None
+    log_every: int = 10
+    stop_after_steps: int | None = None
+    progress: bool = True
+
+    def validate(self, where: str = "train") -> None:
+        _check_min(f"{where}.epochs", self.epochs, 1)
+        _check_choice(f"{where}.mixed_precision", self.mixed_precision, MIXED_PRECISION)
+        _check_min(f"{where}.checkpoint_every", self.checkpoint_every, 0)
+        _check_min(f"{where}.log_every", self.log_every, 1)
+        if self.keep_last is not None:
+            _check_min(f"{where}.keep_last", self.keep_last, 1)
+        if self.stop_after_steps is not None:
+            _check_min(f"{where}.stop_after_steps", self.stop_after_steps, 1)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; ``to_dict``/``from_dict`` round-trip through YAML.
+
+    ``preset`` and ``variant`` are names recorded for the reader (set by the bundled files).
+    ``model`` is the exact architecture: its graph encoder exists iff ``loss.graph``.
+    """
+
+    model: ClinicCLIPConfig
+    out: str | None = None
+    preset: str | None = None
+    variant: str | None = None
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainerConfig = field(default_factory=TrainerConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("loss", "data", "optim", "train"):
+            getattr(self, name).validate(name)
+        if not self.loss.graph:
+            self.model.graph = None
+        elif self.model.graph is None:
+            self.model.graph = GraphConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain lists, numbers and strings (``yaml.safe_dump`` friendly)."""
+        names = ["out", "preset", "variant", "model", "loss", "data", "optim", "train"]
+        values = {name: getattr(self, name) for name in names}
+        values["model"] = self.model.to_dict()
+        return _plain(values)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """Build and validate; every error names the key (e.g. ``optim.lr_heads``)."""
+        data = dict(data)
+        if not isinstance(data.get("model"), Mapping):
+            raise InputError("model: missing; give a model section (e.g. model: {base: embedded})")
+        model = _model_config(data.pop("model"))
+        return _build(cls, {**data, "model": model}, "")
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the resolved config as YAML, atomically."""
+        write_text_atomic(yaml.safe_dump(self.to_dict(), sort_keys=False), path)
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def load_config(
+    paths: Sequence[str | os.PathLike] = (), overrides: Sequence[str] = ()
+) -> TrainConfig:
+    """Merge the YAML files ``paths`` in order (each with its includes), apply ``overrides``
+    (``"a.b=value"``, value parsed as YAML) and validate."""
+    raw: dict[str, Any] = {}
+    for path in paths:
+        raw = merge(raw, read_yaml(path))
+    return TrainConfig.from_dict(apply_overrides(raw, overrides))
+
+
+def with_overrides(config: TrainConfig, overrides: Sequence[str]) -> TrainConfig:
+    """``config`` with ``key.path=value`` overrides applied (validated again)."""
+    if not overrides:
+        return config
+    return TrainConfig.from_dict(apply_overrides(config.to_dict(), overrides))
+
+
+def named_config(kind: str, name: str) -> Path:
+    """The bundled ``configs/<kind>s/<name>.yaml`` (kind: preset or variant)."""
+    folder = configs_dir() / f"{kind}s"
+    path = folder / f"{name}.yaml"
+    if not path.is_file():
+        choices = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+        raise InputError(f"{kind} {name!r}: no {path}; known {kind}s: {choices or 'none found'}")
+    return path
+
+
+def read_yaml(path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """One config file with its ``include`` list merged underneath it."""
+    path = Path(path).resolve()
+    if path in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path))
+        raise InputError(f"{path}: include cycle ({chain})")
+    try:
+        data = parse_yaml(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({exc})") from None
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a config file must be a mapping, got {type(data).__name__}")
+    includes = data.pop("include", None) or []
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list):
+        raise InputError(f"{path}: include must be a list of paths")
+    merged: dict[str, Any] = {}
+    for entry in includes:
+        merged = merge(merged, read_yaml(_include_path(path, str(entry)), (*_seen, path)))
+    return merge(merged, data)
+
+
+def _include_path(including: Path, entry: str) -> Path:
+    for candidate in (including.parent / entry, configs_dir() / entry):
+        if candidate.is_file():
+            return candidate
+    raise InputError(
+        f"{including}: include {entry!r} not found beside it or in {configs_dir()}"
+    )
+
+
+def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``update`` over ``base``: mappings merge recursively, other values replace."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` strings; the value is parsed as YAML (``1e-4``, ``[t, c]``,
+    ``null``, ``true``)."""
+    result = dict(raw)
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise InputError(f"--set {override!r}: expected key.path=value")
+        try:
+            value = parse_yaml(text)
+        except yaml.YAMLError as exc:
+            raise InputError(f"--set {key}: cannot parse {text!r} ({exc})") from None
+        nested: Any = value
+        for part in reversed(parts):
+            nested = {part: nested}
+        result = merge(result, nested)
+    return result
+
+
+# --- validation helpers ----------------------------------------------------------------------
+
+
+def _model_config(raw: Mapping[str, Any]) -> ClinicCLIPConfig:
+    raw = dict(raw)
+    base = raw.pop("base", None)
+    if base is not None:
+        if base not in MODEL_BASES:
+            raise InputError(f"model.base: {base!r} is not one of {', '.join(MODEL_BASES)}")
+        raw = merge(MODEL_BASES[base]().to_dict(), raw)
+    return ClinicCLIPConfig.from_dict(raw)
+
+
+def _check_choice(where: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise InputError(f"{where}: {value!r} is not one of {', '.join(choices)}")
+
+
+def _check_min(where: str, value: int, low: int) -> None:
+    if value < low:
+        raise InputError(f"{where}: must be >= {low}, got {value}")
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    """A dataclass from a mapping, checking keys and value types against its annotations."""
+    if not isinstance(data, Mapping):
+        raise InputError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise InputError(
+            f"{where or 'config'}: unknown key(s) {unknown}; known: {sorted(known)}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{where}.{name}" if where else name
+        kwargs[name] = _check_type(value, hints[name], key)
+    return cls(**kwargs)
+
+
+def _check_type(value: Any, hint: Any, key: str) -> Any:
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return value if isinstance(value, hint) else _build(hint, value, key)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _check_type(value, inner, key)
+    if hint is Any:
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise InputError(f"{key}: expected a list, got {value!r}")
+        return [_check_type(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise InputError(f"{key}: expected a mapping, got {value!r}")
+        return {str(k): _check_type(v, args[1], f"{key}.{k}") for k, v in value.items()}
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise InputError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise InputError(f"{key}: expected a finite number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise InputError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"{key}: unsupported annotation {hint!r}")  # a bug in this module
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(dataclasses.asdict(value))
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _tuples(values: Mapping[str, Any]) -> dict[str, Any]:
+    """YAML lists as tuples (AugmentConfig's ranges)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+
+
+def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two config dicts."""
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        path = f"{prefix}{key}"
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            keys += changed_keys(a, b, f"{path}.")
+        elif a != b:
+            keys.append(path)
+    return keys

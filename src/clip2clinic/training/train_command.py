@@ -1,0 +1,66 @@
+"""``clip2clinic train --config FILE [--set key=value ...]`` (see docs/train.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from clip2clinic.io import InputError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a CLIP model (any ablation variant) on a prepared manifest",
+        description="Train a ClinicCLIP model. Configs merge in order: --preset, --variant, "
+        "then each --config, then --set overrides. A run directory that holds a checkpoint "
+        "with training state is resumed exactly (same config required).",
+    )
+    parser.add_argument("--config", action="append", default=[], metavar="FILE",
+                        help="YAML config (repeatable; may `include:` others)")
+    parser.add_argument("--preset", metavar="NAME",
+                        help="bundled preset configs/presets/NAME.yaml (embedded, paper)")
+    parser.add_argument("--variant", metavar="NAME",
+                        help="bundled variant configs/variants/NAME.yaml (baseline, dt, dt_c, n, "
+                        "n_dt_c, g, g_dtcg, n_g_dtcg, softclip)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        dest="overrides", help="override a config key, e.g. optim.lr_heads=1e-3 "
+                        "(value parsed as YAML; repeatable)")
+    parser.add_argument("--manifest", help="the prepared manifest (sets data.manifest)")
+    parser.add_argument("--out", help="run directory (sets out)")
+    parser.add_argument("--resume", metavar="RUN",
+                        help="continue the run in RUN with its saved config (only --set "
+                        "train.stop_after_steps / train.progress / data.num_workers may change)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from clip2clinic.training.config import load_config, named_config, with_overrides
+    from clip2clinic.training.trainer import TrainingDiverged, load_run_config, train
+
+    overrides = list(args.overrides)
+    if args.manifest:
+        overrides.append(f"data.manifest={args.manifest}")
+    if args.resume:
+        if args.config or args.preset or args.variant or args.manifest or args.out:
+            raise InputError("--resume RUN takes the run's saved config; give only --set")
+        config = with_overrides(load_run_config(args.resume), overrides)
+    else:
+        paths = [named_config("preset", args.preset)] if args.preset else []
+        paths += [named_config("variant", args.variant)] if args.variant else []
+        if args.out:
+            overrides.append(f"out={args.out}")
+        if not paths and not args.config:
+            raise InputError("give --config FILE and/or --preset/--variant (see docs/train.md)")
+        config = load_config([*paths, *args.config], overrides)
+    if config.data.manifest is None:
+        raise InputError("data.manifest: no manifest given (--manifest M or data.manifest)")
+    try:
+        result = train(config)
+    except TrainingDiverged as exc:
+        print(f"clip2clinic train: error: {exc}", file=sys.stderr)
+        return 1
+    state = "finished" if result.finished else "stopped (resume with --resume)"
+    print(f"{state} at step {result.step}; checkpoint: {result.checkpoint}")
+    return 0
+

@@ -1,0 +1,461 @@
+"""The training loop: Accelerate, AdamW with two learning rates, cosine schedule with warm-up,
+checkpoints with exact resume, and a hard stop on a non-finite loss.
+
+Run directory (``config.out``)::
+
+    config.yaml                  the resolved config
+    logs/metrics.csv             step, epoch, loss, lr, lr_heads, images_per_s
+    logs/tensorboard/            the same as TensorBoard scalars
+    checkpoints/step-000500/     model.safetensors + config.json (+ training_state/)
+    checkpoints/final/           model.safetensors + config.json, written when training ends
+
+Data parallelism: ``data.batch_size`` is the global batch. Each process takes an equal
+contiguous share (see :class:`clip2clinic.training.data.EpochBatchSampler`) and the loss
+all-gathers the embeddings with their gradients, so soft labels and logits are global and the
+run sees the same batches and loss on any number of processes.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from clip2clinic.data.transforms import Normalization
+from clip2clinic.io import InputError
+from clip2clinic.losses import (
+    clinic_loss_distributed,
+    clinic_loss_terms,
+    softclip_loss_distributed,
+)
+from clip2clinic.model import WEIGHTS_NAME, ClinicCLIP
+from clip2clinic.training import checkpoint as ckpt
+from clip2clinic.training.config import (
+    RESUMABLE_CHANGES,
+    TrainConfig,
+    changed_keys,
+    read_yaml,
+)
+from clip2clinic.training.data import (
+    Collate,
+    EpochBatchSampler,
+    ManifestDataset,
+    TextCache,
+    TrainBatch,
+    epoch_seed,
+    load_graph_nodes,
+    open_text_cache,
+)
+from clip2clinic.training.run_log import RunLog
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.yaml"
+FINAL = "final"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss (or the gradient) became NaN or infinite; the message says where."""
+
+
+@dataclass
+class TrainResult:
+    """How a :func:`train` call ended: the global ``step`` reached, the newest checkpoint, and
+    whether training ``finished`` (False when stopped by ``train.stop_after_steps``)."""
+
+    step: int
+    checkpoint: Path
+    finished: bool
+
+
+# --- loss --------------------------------------------------------------------------------------
+
+
+def variant_loss(
+    embeddings: dict[str, torch.Tensor], batch: TrainBatch, config: TrainConfig,
+    temperature: float,
+) -> torch.Tensor:
+    """The configured loss of one batch over the global (all-rank) batch."""
+    loss = config.loss
+    image, text = embeddings["image"], embeddings["text"]
+    if loss.kind == "softclip":
+        return softclip_loss_distributed(image, text, temperature=temperature,
+                                         **dataclasses.asdict(loss.softclip))
+    return clinic_loss_distributed(
+        temperature=temperature, streams=loss.streams, thresholds=loss.thresholds,
+        weights=loss.weights, **_loss_inputs(embeddings, batch, config),
+    )
+
+
+def _loss_inputs(embeddings: dict[str, torch.Tensor], batch: TrainBatch,
+                 config: TrainConfig) -> dict[str, torch.Tensor | None]:
+    size, negatives = batch.size, batch.hard_negatives
+    text, graph = embeddings["text"], embeddings.get("graph")
+    clinical = "c" in config.loss.streams
+    return {
+        "image": embeddings["image"],
+        "text": text[:size],
+        "text_neg": text[size:] if negatives else None,
+        "graph": None if graph is None else graph[:size],
+        "graph_neg": graph[size:] if graph is not None and negatives else None,
+        "clinical": batch.clinical if clinical else None,
+        "clinical_neg": batch.clinical_neg if clinical and negatives else None,
+    }
+
+
+def describe_non_finite(embeddings: dict[str, torch.Tensor], batch: TrainBatch,
+                        config: TrainConfig, temperature: float) -> str:
+    """Which embeddings and which loss terms (directions) are not finite, for the error."""
+    parts = [name for name, value in embeddings.items() if not torch.isfinite(value).all()]
+    found = [f"non-finite {', '.join(parts)} embeddings"] if parts else []
+    if config.loss.kind == "clinic":
+        with torch.no_grad():
+            inputs = {k: None if v is None else v.detach()
+                      for k, v in _loss_inputs(embeddings, batch, config).items()}  # fmt: skip
+            terms = clinic_loss_terms(streams=config.loss.streams,
+                                      thresholds=config.loss.thresholds,
+                                      weights=config.loss.weights, temperature=temperature,
+                                      **inputs)  # fmt: skip
+        bad = [f"{name} = {value.item()}" for name, value in terms.items()
+               if not torch.isfinite(value)]  # fmt: skip
+        found.append(f"non-finite loss terms: {', '.join(bad)}" if bad else
+                     "every term of this rank's batch is finite")
+    return "; ".join(found) or "the softclip loss"
+
+
+# --- set-up ------------------------------------------------------------------------------------
+
+
+def build_model(config: TrainConfig, node_dim: int | None) -> ClinicCLIP:
+    """A fresh model (pretrained towers from their sources) for ``config``."""
+    model_config = copy.deepcopy(config.model)
+    if model_config.graph is not None and model_config.graph.node_dim is None:
+        model_config.graph.node_dim = node_dim
+    return ClinicCLIP(model_config, pretrained=True)
+
+
+def check_text_model(config: TrainConfig, text_cache: TextCache) -> None:
+    """Refuse a text cache made with another text model than the configured tower's."""
+    source = config.model.text.source
+    made_with = text_cache.metadata.get("text_model")
+    if source is not None and made_with is not None and made_with != source:
+        raise InputError(
+            f"{text_cache.path}: made with text model {made_with!r}, but the text tower is "
+            f"{source!r}; run prepare with --text-model {source}"
+        )
+
+
+def check_caches(model: ClinicCLIP, text_cache: TextCache,
+                 node_table: torch.Tensor | None) -> None:
+    """Refuse caches whose shapes do not fit the built model, naming the cache."""
+    text = model.config.text
+    if text.mode == "head":
+        width = model.text.input_norm.normalized_shape[0]
+        if text_cache.shape[2] != width:
+            raise InputError(f"{text_cache.path}: token features of width {text_cache.shape[2]}, "
+                             f"the text head takes {width}")
+    else:
+        positions = getattr(model.text.backbone.config, "max_position_embeddings", None)
+        if positions is not None and text_cache.shape[1] > positions:
+            raise InputError(f"{text_cache.path}: {text_cache.shape[1]} tokens per text, the "
+                             f"text tower takes at most {positions}; prepare with a smaller "
+                             "--max-length")
+    if node_table is not None and node_table.shape[1] != model.graph.node_dim:
+        raise InputError(f"graph node features have width {node_table.shape[1]}, the graph "
+                         f"encoder takes {model.graph.node_dim}")
+
+
+def parameter_groups(model: ClinicCLIP, config: TrainConfig) -> list[dict]:
+    """AdamW groups: backbones and heads at their learning rates, each split into
+    weight-decayed matrices and undecayed biases/norms/vectors."""
+    optim, groups = config.optim, []
+    for name, params in model.parameter_groups().items():
+        lr = optim.lr_backbones if name == "backbones" else optim.lr_heads
+        decayed = [p for p in params if p.ndim >= 2]
+        plain = [p for p in params if p.ndim < 2]
+        groups.append({"name": name, "params": decayed, "lr": lr,
+                       "weight_decay": optim.weight_decay})  # fmt: skip
+        groups.append({"name": f"{name}_no_decay", "params": plain, "lr": lr, "weight_decay": 0.0})
+    return [group for group in groups if group["params"]]
+
+
+def _image_size(model: ClinicCLIP, config: TrainConfig) -> int:
+    if config.data.image_size is not None:
+        return config.data.image_size
+    size = model.image.backbone.config.image_size
+    return int(size if isinstance(size, int) else size[0])
+
+
+# --- the run directory -------------------------------------------------------------------------
+
+
+def resolve_run(config: TrainConfig) -> Path | None:
+    """The checkpoint to resume ``config``'s run from, or None for a fresh run.
+
+    A run dir with a resumable checkpoint continues when ``config`` matches its saved
+    ``config.yaml`` (only :data:`RESUMABLE_CHANGES` may differ); a finished run is refused.
+    """
+    if not config.out:
+        raise InputError("out: no run directory given (--out RUN or out: in the config)")
+    run = Path(config.out)
+    if (run / "checkpoints" / FINAL / WEIGHTS_NAME).is_file():
+        raise InputError(f"{run}: this run already finished (checkpoints/{FINAL}); "
+                         "choose a new --out")
+    resume_from = ckpt.latest_resumable(run / "checkpoints")
+    if resume_from is None:
+        return None
+    saved = load_run_config(run)
+    changed = [key for key in changed_keys(saved.to_dict(), config.to_dict())
+               if key not in RESUMABLE_CHANGES]
+    if changed:
+        raise InputError(f"{run}: holds a run with a different config ({', '.join(changed)} "
+                         "differ); resume it unchanged or choose a new --out")
+    return resume_from
+
+
+def load_run_config(run: str | Path) -> TrainConfig:
+    """The resolved config saved in run directory ``run``."""
+    path = Path(run) / CONFIG_FILE
+    if not path.is_file():
+        raise InputError(f"{run}: no {CONFIG_FILE}; not a clip2clinic run directory")
+    config = TrainConfig.from_dict(read_yaml(path))
+    config.out = str(run)
+    return config
+
+
+# --- the trainer -------------------------------------------------------------------------------
+
+
+class Trainer:
+    """One training run of ``config`` into ``config.out``; :meth:`fit` trains.
+
+    ``on_step(step)`` is called after every optimizer step (tests use it to interrupt a run).
+    """
+
+    def __init__(self, config: TrainConfig, on_step: Callable[[int], None] | None = None):
+        resume_from = resolve_run(config)
+        self.config, self.on_step = config, on_step
+        self.run = Path(config.out)
+        self.checkpoints = self.run / "checkpoints"
+        self.accelerator = Accelerator(mixed_precision=config.train.mixed_precision)
+        set_seed(config.train.seed, device_specific=True)
+        self._build(resume_from)
+
+    # set-up
+
+    def _build(self, resume_from: Path | None) -> None:
+        config, accelerator = self.config, self.accelerator
+        text_cache = open_text_cache(config.data.manifest, config.model.text.mode)
+        check_text_model(config, text_cache)
+        graph_nodes = load_graph_nodes(config.data.manifest) if config.loss.graph else None
+        node_dim = None if graph_nodes is None else int(graph_nodes[1].shape[1])
+        if resume_from is None:
+            model = build_model(config, node_dim)
+        else:
+            model = ClinicCLIP.from_pretrained(resume_from)
+        check_caches(model, text_cache, None if graph_nodes is None else graph_nodes[1])
+        if config.train.gradient_checkpointing:
+            log.info("gradient checkpointing in %s", model.gradient_checkpointing_enable())
+
+        self.dataset = ManifestDataset(
+            config.data.manifest, text_cache, _image_size(model, config),
+            Normalization(model.config.image.mean, model.config.image.std),
+            augment=config.data.augment, split=config.data.split, seed=config.train.seed,
+            hard_negatives=config.loss.hard_negatives, graphs=config.loss.graph,
+            uncertain=config.data.uncertain,
+        )
+        self.sampler = EpochBatchSampler(len(self.dataset), config.data.batch_size,
+                                         config.train.seed, accelerator.process_index,
+                                         accelerator.num_processes)  # fmt: skip
+        self.loader = DataLoader(
+            self.dataset, batch_sampler=self.sampler, collate_fn=Collate(graph_nodes),
+            num_workers=config.data.num_workers, pin_memory=accelerator.device.type == "cuda",
+            # worker seeds come from this generator, never from the global one, so building
+            # a loader iterator leaves the training RNG (dropout) untouched: exact resume
+            generator=torch.Generator().manual_seed(config.train.seed),
+        )
+        self.total_steps = config.train.epochs * self.sampler.batches_per_epoch
+        optimizer = torch.optim.AdamW(parameter_groups(model, config),
+                                      betas=tuple(config.optim.betas), eps=config.optim.eps)
+        self.scheduler = get_cosine_schedule_with_warmup(
+            optimizer, round(config.optim.warmup_ratio * self.total_steps), self.total_steps
+        )
+        self.model, self.optimizer = accelerator.prepare(model, optimizer)
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        if resume_from is not None:
+            self._restore(resume_from)
+        self.last_checkpoint = resume_from
+
+    def _restore(self, folder: Path) -> None:
+        state_dir = folder / ckpt.STATE_DIR
+        state, optimizer_state = ckpt.load_training_state(state_dir, self.optimizer.state_dict())
+        if state["batches_per_epoch"] != self.sampler.batches_per_epoch:
+            raise InputError(f"{folder}: the run had {state['batches_per_epoch']} batches per "
+                             f"epoch, the data now gives {self.sampler.batches_per_epoch}")
+        self.optimizer.load_state_dict(optimizer_state)
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.accelerator.scaler is not None and state.get("scaler"):
+            self.accelerator.scaler.load_state_dict(state["scaler"])
+        self.step, self.epoch = state["step"], state["epoch"]
+        self.batch_in_epoch = state["batch_in_epoch"]
+        if not ckpt.load_rng(state_dir, self.accelerator.process_index):
+            log.warning("%s: no RNG state for process %d; the resumed run is not bit-exact",
+                        folder, self.accelerator.process_index)
+        log.info("resuming from %s (step %d, epoch %d, batch %d)", folder, self.step,
+                 self.epoch, self.batch_in_epoch)
+
+    # the loop
+
+    @property
+    def unwrapped(self) -> ClinicCLIP:
+        return self.accelerator.unwrap_model(self.model)
+
+    def fit(self) -> TrainResult:
+        """Train to the end (or to ``train.stop_after_steps``); returns how it ended."""
+        config, accelerator = self.config, self.accelerator
+        main = accelerator.is_main_process
+        if main:
+            self.run.mkdir(parents=True, exist_ok=True)
+            config.save(self.run / CONFIG_FILE)
+        run_log = RunLog(self.run / "logs", self.step) if main else None
+        progress = tqdm(total=self.total_steps, initial=self.step, unit="step",
+                        disable=not (main and config.train.progress), dynamic_ncols=True)
+        try:
+            stopped = self._epochs(run_log, progress)
+        finally:
+            progress.close()
+            if run_log is not None:
+                run_log.close()
+        if stopped:
+            return TrainResult(self.step, self.last_checkpoint, finished=False)
+        final = self._save(self.checkpoints / FINAL, with_state=False)
+        return TrainResult(self.step, final, finished=True)
+
+    def _epochs(self, run_log: RunLog | None, progress) -> bool:
+        """Run the remaining epochs; True when stopped early by ``stop_after_steps``."""
+        config, accelerator = self.config, self.accelerator
+        stop_after = config.train.stop_after_steps
+        self.model.train()
+        images, started = 0, time.perf_counter()
+        while self.epoch < config.train.epochs:
+            self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
+            self.dataset.set_epoch(self.epoch)
+            for batch in self.loader:
+                lrs = {group["name"]: group["lr"] for group in self.optimizer.param_groups}
+                loss = self._train_step(batch.to(accelerator.device, non_blocking=True))
+                images += batch.size * accelerator.num_processes
+                epoch_of_step = self.epoch
+                self.step += 1
+                self.batch_in_epoch += 1
+                if self.batch_in_epoch == self.sampler.batches_per_epoch:
+                    self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                rate = images / max(time.perf_counter() - started, 1e-9)
+                progress.update(1)
+                progress.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.1f}")
+                if run_log is not None and (self.step % config.train.log_every == 0
+                                            or self.batch_in_epoch == 0):
+                    run_log.write(self.step, epoch_of_step, loss,
+                                  lrs.get("backbones", math.nan), lrs.get("heads", math.nan),
+                                  rate)  # fmt: skip
+                    images, started = 0, time.perf_counter()
+                stop = stop_after is not None and self.step >= stop_after
+                every = config.train.checkpoint_every
+                if stop or self.batch_in_epoch == 0 or (every and self.step % every == 0):
+                    self._save(self.checkpoints / ckpt.step_dir_name(self.step), with_state=True)
+                    images, started = 0, time.perf_counter()
+                if self.on_step is not None:
+                    self.on_step(self.step)
+                if stop:
+                    return True
+        return False
+
+    def _train_step(self, batch: TrainBatch) -> float:
+        """Forward, loss, backward, clip, AdamW and schedule step; returns the loss."""
+        config, accelerator = self.config, self.accelerator
+        temperature = self.unwrapped.temperature
+        with accelerator.autocast():
+            embeddings = self.model(pixels=batch.pixels, text=batch.text,
+                                    attention_mask=batch.text_mask, graphs=batch.graphs)
+            loss = variant_loss(embeddings, batch, config, temperature)
+        value = loss.item()
+        if not math.isfinite(value):
+            detail = describe_non_finite(embeddings, batch, config, temperature)
+            self._diverged(f"the {config.loss.kind} loss is {value} ({detail})")
+        accelerator.backward(loss)
+        if config.optim.max_grad_norm is not None:
+            norm = accelerator.clip_grad_norm_(self.model.parameters(), config.optim.max_grad_norm)
+            if accelerator.scaler is None and not math.isfinite(float(norm)):
+                self._diverged(f"the gradient norm is {float(norm)} (loss {value})")
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if not accelerator.optimizer_step_was_skipped:
+            self.scheduler.step()
+        return value
+
+    def _diverged(self, what: str) -> None:
+        kept = (f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint
+                else "no checkpoint was written yet")
+        raise TrainingDiverged(
+            f"step {self.step + 1} (epoch {self.epoch + 1}, batch {self.batch_in_epoch + 1}): "
+            f"{what}. Training stopped before the optimizer step; {kept}. Try a lower "
+            "learning rate, train.mixed_precision: bf16 instead of fp16, or optim.max_grad_norm."
+        )
+
+    # checkpoints
+
+    def _save(self, target: Path, with_state: bool) -> Path:
+        """Write a checkpoint folder atomically (all processes call this)."""
+        accelerator, model = self.accelerator, self.unwrapped
+        if not all(torch.isfinite(p).all() for p in model.parameters()):
+            self._diverged("the weights are not finite")
+        tmp = target.with_name(f".tmp-{target.name}")
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            ckpt.fresh_folder(tmp / ckpt.STATE_DIR if with_state else tmp)
+        accelerator.wait_for_everyone()
+        if with_state:
+            ckpt.save_rng(tmp / ckpt.STATE_DIR, accelerator.process_index)
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            model.save_pretrained(tmp)
+            if with_state:
+                ckpt.save_training_state(tmp / ckpt.STATE_DIR, self._state(),
+                                         self.optimizer.state_dict())
+            ckpt.swap_into_place(tmp, target)
+            if with_state:
+                ckpt.prune(self.checkpoints, self.config.train.keep_last)
+        accelerator.wait_for_everyone()
+        self.last_checkpoint = target
+        return target
+
+    def _state(self) -> dict:
+        scaler = self.accelerator.scaler
+        return {
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "batches_per_epoch": self.sampler.batches_per_epoch,
+            "seed": self.config.train.seed,
+            "permutation_seed": epoch_seed(self.config.train.seed, self.epoch),
+            "world_size": self.accelerator.num_processes,
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": None if scaler is None else scaler.state_dict(),
+        }
+
+
+def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> TrainResult:
+    """Train ``config`` into ``config.out``, resuming from its newest checkpoint if any."""
+    return Trainer(config, on_step).fit()
+
