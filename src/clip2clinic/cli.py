@@ -17,6 +17,7 @@ from clip2clinic.io import InputError
 COMMAND_MODULES: tuple[str, ...] = (
     "clip2clinic.reports.label_command",
     "clip2clinic.reports.graph_command",
+    "clip2clinic.data.prepare_command",
     "clip2clinic.reports.negate_command",
     "clip2clinic.reports.clean_command",
     "clip2clinic.data.phantom_command",

@@ -1,0 +1,91 @@
+"""The Parquet manifest that ``prepare`` writes and training/evaluation read.
+
+One row per image-report pair. Everything the loss needs (labels, hard negatives, graphs, the
+index of each text in the cached text table) is computed once by ``prepare``; the training loop
+only reads. See docs/manifest.md for the column meanings.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from clip2clinic.io import InputError, atomic_path
+from clip2clinic.observations import CHEXPERT_CLASSES
+
+MANIFEST_VERSION = 1
+
+#: Column name -> Arrow type. ``labels`` columns hold the 14 CheXpert values
+#: (1 positive, 0 negative, -1 uncertain, NaN not mentioned) in CHEXPERT_CLASSES order.
+SCHEMA = pa.schema(
+    [
+        ("dataset", pa.string()),
+        ("subject_id", pa.string()),
+        ("study_id", pa.string()),
+        ("image_id", pa.string()),
+        ("split", pa.string()),
+        ("view", pa.string()),
+        ("image_path", pa.string()),
+        ("image_cache", pa.string()),
+        ("report_raw", pa.string()),
+        ("report", pa.string()),
+        ("labels", pa.list_(pa.float32(), len(CHEXPERT_CLASSES))),
+        ("chosen", pa.string()),
+        ("hard_negative", pa.string()),
+        ("hard_negative_labels", pa.list_(pa.float32(), len(CHEXPERT_CLASSES))),
+        ("omitted", pa.string()),
+        ("graph", pa.string()),
+        ("hard_negative_graph", pa.string()),
+        ("text_id", pa.int32()),
+        ("hard_negative_text_id", pa.int32()),
+        ("omitted_text_id", pa.int32()),
+    ],
+    metadata={b"clip2clinic_manifest_version": str(MANIFEST_VERSION).encode()},
+)
+
+SPLITS = ("train", "validate", "test")
+
+
+def write_manifest(frame: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Validate ``frame`` against :data:`SCHEMA` and write it atomically as Parquet."""
+    missing = [name for name in SCHEMA.names if name not in frame.columns]
+    if missing:
+        raise ValueError(f"manifest is missing column(s): {', '.join(missing)}")
+    bad_splits = set(frame["split"]) - set(SPLITS)
+    if bad_splits:
+        raise ValueError(f"manifest has unknown split(s) {sorted(bad_splits)}; expected {SPLITS}")
+    table = pa.Table.from_pandas(frame[SCHEMA.names], schema=SCHEMA, preserve_index=False)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_manifest(path: str | os.PathLike, split: str | None = None) -> pd.DataFrame:
+    """Read a manifest (optionally one split); a clear error names a missing or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such manifest (run `clip2clinic prepare` first)")
+    try:
+        table = pq.read_table(path, filters=[("split", "=", split)] if split else None)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{path}: not a readable Parquet manifest ({exc})") from None
+    version = (table.schema.metadata or {}).get(b"clip2clinic_manifest_version")
+    if version is None:
+        raise InputError(f"{path}: not a clip2clinic manifest (no version metadata)")
+    if int(version) != MANIFEST_VERSION:
+        raise InputError(
+            f"{path}: manifest version {int(version)}, this clip2clinic reads "
+            f"{MANIFEST_VERSION}; re-run `clip2clinic prepare`"
+        )
+    return table.to_pandas()
+
+
+def label_matrix(frame: pd.DataFrame, column: str = "labels") -> np.ndarray:
+    """The N×14 float32 label matrix of a manifest column (NaN where not mentioned)."""
+    if len(frame) == 0:
+        return np.zeros((0, len(CHEXPERT_CLASSES)), dtype=np.float32)
+    return np.stack(frame[column].to_numpy()).astype(np.float32)

@@ -1,0 +1,141 @@
+"""The ``prepare`` pipeline: a dataset root in, a Parquet manifest and its caches out."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clip2clinic.data.datasets import open_dataset
+from clip2clinic.data.manifest import SCHEMA, write_manifest
+from clip2clinic.data.prepare.image_stage import run_image_stage
+from clip2clinic.data.prepare.report_stage import run_report_stage
+from clip2clinic.data.prepare.text_stage import run_text_stage, text_table
+from clip2clinic.embedded import MINILM_SOURCE
+from clip2clinic.io import write_text_atomic
+from clip2clinic.observations import CHEXPERT_CLASSES
+
+log = logging.getLogger(__name__)
+
+REPORT_NAME = "prepare_report.json"
+
+
+@dataclass
+class PrepareOptions:
+    """What ``prepare`` reads and how; ``reader_options`` go to the dataset reader."""
+
+    dataset: str
+    root: str
+    out: str
+    reader_options: dict[str, Any] = field(default_factory=dict)
+    image_size: int = 256
+    text_model: str = MINILM_SOURCE
+    max_length: int = 64
+    text_features: bool = True
+    seed: int = 0
+    negation_pool: str = "train"
+    workers: int = max(1, os.cpu_count() or 1)
+
+
+def cache_dir_for(manifest: str | os.PathLike) -> Path:
+    """The cache folder beside a manifest: ``out/manifest.parquet`` → ``out/manifest_cache``."""
+    manifest = Path(manifest)
+    return manifest.with_name(f"{manifest.stem}_cache")
+
+
+def prepare(options: PrepareOptions) -> dict[str, Any]:
+    """Run every stage and write the manifest; returns the prepare report (also saved as
+    ``<cache>/prepare_report.json``). Re-running reuses finished work."""
+    manifest_path = Path(options.out)
+    cache = cache_dir_for(manifest_path)
+    dataset = open_dataset(options.dataset, options.root, **options.reader_options)
+    frame = dataset.frame.copy()
+    log.info("%s: %d images in %s", dataset.name, len(frame), options.root)
+
+    studies = _studies(dataset)
+    reports = run_report_stage(studies, cache / "stages", options.seed, options.negation_pool,
+                               options.workers)
+    images = run_image_stage(frame, cache, options.dataset, options.image_size, options.workers)
+
+    rows = frame.merge(images, on="image_id", how="left", validate="one_to_one")
+    rows = rows.merge(reports, on="study_id", how="left", validate="many_to_one")
+    kept = rows[rows["image_cache"] != ""].reset_index(drop=True)
+    texts = text_table(pd.concat([kept["report"], kept["hard_negative"], kept["omitted"]]))
+    text_ids = dict(zip(texts["text"], texts["text_id"], strict=True))
+    graphs = [json.loads(g) for g in pd.concat([kept["graph"], kept["hard_negative_graph"]])]
+    text_info = run_text_stage(texts, graphs, cache, options.text_model, options.max_length,
+                               options.text_features)
+
+    manifest = _manifest_frame(kept, studies, text_ids, options.dataset)
+    write_manifest(manifest, manifest_path)
+    report = _report(options, rows, manifest, text_info)
+    write_text_atomic(json.dumps(report, indent=2), cache / REPORT_NAME)
+    return report
+
+
+def _studies(dataset) -> pd.DataFrame:
+    """One row per study with its raw report (read once, from the first image's row)."""
+    frame = dataset.frame
+    first = frame.drop_duplicates("study_id").index
+    return pd.DataFrame({
+        "study_id": frame.loc[first, "study_id"].to_numpy(),
+        "report_raw": [dataset.report(i) or "" for i in first],
+    })
+
+
+def _manifest_frame(rows: pd.DataFrame, studies: pd.DataFrame, text_ids: dict[str, int],
+                    dataset: str) -> pd.DataFrame:
+    raw = dict(zip(studies["study_id"], studies["report_raw"], strict=True))
+    out = pd.DataFrame({
+        "dataset": dataset,
+        "subject_id": rows["patient_id"].astype(str),
+        "study_id": rows["study_id"].astype(str),
+        "image_id": rows["image_id"].astype(str),
+        "split": rows["split"],
+        "view": rows["view"].fillna("").astype(str),
+        "image_path": rows["path"].fillna("").astype(str),
+        "image_cache": rows["image_cache"],
+        "report_raw": rows["study_id"].map(raw),
+        "report": rows["report"],
+        "labels": rows["labels"].map(lambda v: np.asarray(v, dtype=np.float32)),
+        "chosen": rows["chosen"],
+        "hard_negative": rows["hard_negative"],
+        "hard_negative_labels": rows["hard_negative_labels"].map(
+            lambda v: np.asarray(v, dtype=np.float32)),
+        "omitted": rows["omitted"],
+        "graph": rows["graph"],
+        "hard_negative_graph": rows["hard_negative_graph"],
+        "text_id": rows["report"].map(text_ids).astype("int32"),
+        "hard_negative_text_id": rows["hard_negative"].map(text_ids).astype("int32"),
+        "omitted_text_id": rows["omitted"].map(text_ids).astype("int32"),
+    })
+    return out[SCHEMA.names]
+
+
+def _report(options: PrepareOptions, rows: pd.DataFrame, manifest: pd.DataFrame,
+            text_info: dict[str, int]) -> dict[str, Any]:
+    skipped = rows[rows["image_cache"] == ""]
+    labels = np.stack(manifest["labels"].to_numpy()) if len(manifest) else np.zeros((0, 14))
+    return {
+        "options": asdict(options),
+        "images_listed": int(len(rows)),
+        "images_cached": int(len(manifest)),
+        "images_skipped": int(len(skipped)),
+        "skip_reasons": skipped["skip_reason"].value_counts().to_dict(),
+        "skipped_images": skipped[["image_id", "path", "skip_reason"]].astype(str)
+        .to_dict("records")[:1000],
+        "studies": int(manifest["study_id"].nunique()),
+        "splits": manifest["split"].value_counts().to_dict(),
+        "abnormal_studies_with_chosen": int(
+            manifest.drop_duplicates("study_id")["chosen"].astype(bool).sum()),
+        "positives_per_class": {
+            name: int((labels[:, i] == 1).sum()) for i, name in enumerate(CHEXPERT_CLASSES)
+        },
+        **text_info,
+    }

@@ -1,0 +1,59 @@
+"""``clip2clinic prepare DATASET --root DIR --out MANIFEST``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from clip2clinic.data.datasets import READERS
+from clip2clinic.embedded import MINILM_SOURCE
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "prepare",
+        help="clean, label, graph and negate reports; cache images and texts; write a manifest",
+        description="Run the report pipeline once over a dataset, cache resized images and "
+        "tokenised texts, and write the Parquet manifest that training reads. Resumable: a "
+        "re-run reuses finished chunks and cached images.",
+    )
+    parser.add_argument("dataset", choices=sorted(READERS), help="dataset reader")
+    parser.add_argument("--root", required=True, help="dataset root in its official layout")
+    parser.add_argument("--out", required=True,
+                        help="manifest path (e.g. out/manifest.parquet); caches go beside it")
+    parser.add_argument("--reports-root", help="MIMIC: folder holding files/pXX/... .txt reports")
+    parser.add_argument("--all-views", action="store_true",
+                        help="MIMIC: keep lateral views too (default: PA and AP only)")
+    parser.add_argument("--image-size", type=int, default=256,
+                        help="shorter side of cached images (default 256)")
+    parser.add_argument("--text-model", default=MINILM_SOURCE,
+                        help="tokenizer/frozen text model: hub name, folder or package:<module> "
+                        "(default: the bundled MiniLM)")
+    parser.add_argument("--max-length", type=int, default=64, help="tokens per text")
+    parser.add_argument("--no-text-features", action="store_true",
+                        help="skip caching the frozen text model's token features")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the hard negatives")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="processes (default: all cores)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from clip2clinic.data.prepare import PrepareOptions, cache_dir_for, prepare  # torch: lazy
+
+    reader_options = {}
+    if args.reports_root:
+        reader_options["reports_root"] = args.reports_root
+    if args.all_views:
+        reader_options["views"] = None
+    report = prepare(PrepareOptions(
+        dataset=args.dataset, root=args.root, out=args.out, reader_options=reader_options,
+        image_size=args.image_size, text_model=args.text_model, max_length=args.max_length,
+        text_features=not args.no_text_features, seed=args.seed, workers=args.workers,
+    ))
+    summary = {k: report[k] for k in ("images_listed", "images_cached", "images_skipped",
+                                      "skip_reasons", "studies", "splits", "texts")}
+    print(json.dumps(summary, indent=2))
+    print(f"manifest: {args.out}\nprepare report: {cache_dir_for(args.out)}/prepare_report.json")
+    return 0

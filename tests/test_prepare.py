@@ -1,0 +1,107 @@
+"""``prepare`` end to end on a tiny phantom in the MIMIC-CXR-JPG layout."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from safetensors.torch import load_file
+
+from clip2clinic.cli import main
+from clip2clinic.data.manifest import SCHEMA, label_matrix, read_manifest
+from clip2clinic.data.phantom import generate_phantom
+from clip2clinic.data.prepare import PrepareOptions, cache_dir_for, prepare
+from clip2clinic.io import InputError
+from clip2clinic.observations import CHEXPERT_CLASSES
+from clip2clinic.reports.labeler import RuleLabeler
+
+
+@pytest.fixture(scope="module")
+def phantom_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("phantom")
+    generate_phantom(root, studies=24, image_size=64, seed=3)
+    return root
+
+
+@pytest.fixture(scope="module")
+def prepared(phantom_root: Path, tmp_path_factory: pytest.TempPathFactory):
+    # one frontal image made unreadable: it must be skipped and counted, not fatal
+    broken = sorted(phantom_root.glob("files/p*/p*/s*/*.jpg"))[0]
+    broken.write_bytes(broken.read_bytes()[:200])
+    out = tmp_path_factory.mktemp("prepared") / "manifest.parquet"
+    options = PrepareOptions("mimic", str(phantom_root), str(out), image_size=48, workers=2)
+    return options, prepare(options), broken
+
+
+def test_manifest_rows_columns_and_texts(prepared) -> None:
+    options, report, broken = prepared
+    manifest = read_manifest(options.out)
+    assert list(manifest.columns) == SCHEMA.names
+    assert len(manifest) == report["images_cached"] > 0
+    assert broken.stem not in set(manifest["image_id"])
+    assert set(manifest["view"]) <= {"PA", "AP"}
+    # every text index points at its own text in the cached table
+    cache = cache_dir_for(options.out)
+    texts = pd.read_parquet(cache / "texts.parquet").set_index("text_id")["text"]
+    for column, id_column in [("report", "text_id"), ("hard_negative", "hard_negative_text_id"),
+                              ("omitted", "omitted_text_id")]:
+        assert (texts.loc[manifest[id_column]].to_numpy() == manifest[column].to_numpy()).all()
+    tokens = load_file(str(cache / "text_tokens.safetensors"))
+    assert tokens["input_ids"].shape == (len(texts), options.max_length)
+    features = load_file(str(cache / "text_features.safetensors"))
+    assert features["features"].shape[:2] == (len(texts), options.max_length)
+    nodes = json.loads((cache / "graph_nodes.json").read_text())
+    assert load_file(str(cache / "graph_nodes.safetensors"))["embeddings"].shape[0] == len(nodes)
+
+
+def test_labels_and_hard_negatives_are_consistent(prepared) -> None:
+    options, _, _ = prepared
+    manifest = read_manifest(options.out)
+    labeler = RuleLabeler()
+    labels = label_matrix(manifest)
+    for row, label_row in zip(manifest.itertuples(), labels, strict=True):
+        expected = [labeler.label(row.report)[name] for name in CHEXPERT_CLASSES]
+        np.testing.assert_array_equal(label_row, np.asarray(expected, dtype=np.float32))
+        if row.chosen:  # abnormal: the chosen finding was positive and is negated in r^n
+            column = CHEXPERT_CLASSES.index(row.chosen)
+            assert label_row[column] == 1
+            assert row.hard_negative_labels[column] == 0
+        else:  # normal: the hard negative is a corpus report with a positive finding
+            assert row.omitted == row.report
+    assert manifest["chosen"].astype(bool).any() and (~manifest["chosen"].astype(bool)).any()
+
+
+def test_skipped_images_are_reported(prepared) -> None:
+    options, report, broken = prepared
+    assert report["images_skipped"] == 1
+    assert report["skipped_images"][0]["image_id"] == broken.stem
+    saved = json.loads((cache_dir_for(options.out) / "prepare_report.json").read_text())
+    assert saved["images_skipped"] == 1 and saved["skip_reasons"]
+
+
+def test_rerun_is_idempotent_and_reuses_work(prepared, monkeypatch) -> None:
+    options, _, _ = prepared
+    before = Path(options.out).read_bytes()
+    import clip2clinic.data.prepare.report_stage as stage
+
+    def fail(*_args, **_kwargs):
+        raise AssertionError("a finished chunk was recomputed")
+
+    monkeypatch.setattr(stage, "clean_and_label", fail)
+    monkeypatch.setattr(stage, "negate_and_graph", fail)
+    prepare(options)
+    assert pd.read_parquet(options.out).equals(pd.read_parquet(io.BytesIO(before)))
+
+
+def test_wrong_root_is_one_clear_error(tmp_path: Path, capsys) -> None:
+    (tmp_path / "files").mkdir()
+    code = main(["prepare", "mimic", "--root", str(tmp_path), "--out", str(tmp_path / "m.pq")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "mimic-cxr-2.0.0-metadata.csv.gz" in err and str(tmp_path) in err
+    with pytest.raises(InputError):
+        read_manifest(tmp_path / "m.pq")
