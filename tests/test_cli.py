@@ -1,0 +1,36 @@
+"""The command line as a whole: every sub-command registered, fast start-up."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from clip2clinic.cli import build_parser, main
+
+COMMANDS = ("clean", "label", "graph", "negate", "phantom", "prepare", "train")
+
+
+def test_every_subcommand_is_registered() -> None:
+    actions = [a for a in build_parser()._actions if a.dest == "command"]
+    assert set(COMMANDS) <= set(actions[0].choices)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_subcommand_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert "usage: clip2clinic " + command in capsys.readouterr().out
+
+
+def test_building_the_parser_imports_no_heavy_library() -> None:
+    """Start-up stays fast: torch, transformers and friends load only when a command runs."""
+    code = (
+        "import sys; from clip2clinic.cli import build_parser; build_parser(); "
+        "print(','.join(m for m in ('torch', 'transformers', 'torch_geometric', 'sklearn', "
+        "'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
