@@ -15,15 +15,12 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from clip2clinic.cli_args import PROGRESS_FROM
 from clip2clinic.io import InputError, as_text, decode_lenient, read_table, write_csv_atomic
 from clip2clinic.reports.cleanup import clean_many
 from clip2clinic.reports.sections import iu_report_text, report_text
 
 log = logging.getLogger(__name__)
-
-#: Inputs at least this long get a progress bar (on a terminal).
-PROGRESS_FROM = 1000
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``clean`` sub-command."""

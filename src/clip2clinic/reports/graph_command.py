@@ -13,14 +13,11 @@ import logging
 
 from tqdm.auto import tqdm
 
+from clip2clinic.cli_args import PROGRESS_FROM, add_report_table_arguments
 from clip2clinic.io import InputError, as_text, atomic_path, read_table
 from clip2clinic.reports.graph import BACKENDS, empty_graph, get_extractor
 
 log = logging.getLogger(__name__)
-
-#: Inputs at least this long get a progress bar.
-PROGRESS_FROM = 1000
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``graph`` sub-command."""
@@ -31,10 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "relations modify, located_at, suggestive_of) from every report of a CSV and write "
         "one JSON object per row: {\"id\": ..., \"graph\": ...}.",
     )
-    parser.add_argument("input", help="CSV (optionally .gz) with one report per row")
-    parser.add_argument("--text-column", required=True, help="column holding the report text")
-    parser.add_argument("--id-column", required=True, help="column identifying each row")
-    parser.add_argument("--output", required=True, help="JSON Lines file to write (atomically)")
+    add_report_table_arguments(parser, output_help="JSON Lines file to write (atomically)")
     parser.add_argument("--backend", choices=BACKENDS, default="rules",
                         help="rules (offline, default) or radgraph (the radgraph package with "
                         "its model already cached)")

@@ -10,15 +10,12 @@ import logging
 
 import pandas as pd
 
+from clip2clinic.cli_args import PROGRESS_FROM, add_report_table_arguments
 from clip2clinic.io import InputError, as_text, read_table, write_csv_atomic
 from clip2clinic.observations import CHEXPERT_CLASSES
 from clip2clinic.reports.labeler import BACKENDS, get_labeler
 
 log = logging.getLogger(__name__)
-
-#: Inputs at least this long get a progress bar.
-PROGRESS_FROM = 1000
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``label`` sub-command."""
@@ -28,10 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Label every report of a CSV with the 14 CheXpert observations "
         "(1 positive, 0 negative, -1 uncertain, empty not mentioned).",
     )
-    parser.add_argument("input", help="CSV (optionally .gz) with one report per row")
-    parser.add_argument("--text-column", required=True, help="column holding the report text")
-    parser.add_argument("--id-column", required=True, help="column identifying each row")
-    parser.add_argument("--output", required=True, help="CSV to write (written atomically)")
+    add_report_table_arguments(parser)
     parser.add_argument("--backend", choices=BACKENDS, default="rules",
                         help="rules (offline, default) or chexbert (needs --checkpoint)")
     parser.add_argument("--checkpoint",

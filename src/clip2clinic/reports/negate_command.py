@@ -12,14 +12,11 @@ import logging
 
 import pandas as pd
 
+from clip2clinic.cli_args import PROGRESS_FROM, add_report_table_arguments
 from clip2clinic.io import as_text, read_table, write_csv_atomic
 from clip2clinic.reports.negation import POOLS, make_hard_negatives
 
 log = logging.getLogger(__name__)
-
-#: Inputs at least this long get a progress bar.
-PROGRESS_FROM = 1000
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``negate`` sub-command."""
@@ -30,11 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(omitted) and a negative statement about it inserted (negated); a normal one gets a "
         "report of the file with exactly one positive finding as its hard negative.",
     )
-    parser.add_argument("input", help="CSV (optionally .gz) with one report per row")
-    parser.add_argument("--text-column", required=True, help="column holding the report text")
-    parser.add_argument("--id-column", required=True, help="column identifying each row; "
-                        "with --seed it seeds the row's random draws")
-    parser.add_argument("--output", required=True, help="CSV to write (written atomically)")
+    add_report_table_arguments(
+        parser, id_help="column identifying each row; with --seed it seeds the row's random draws"
+    )
     parser.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     parser.add_argument("--pool", choices=POOLS, default="train",
                         help="negation phrasings: train (default) or eval (disjoint wording "
