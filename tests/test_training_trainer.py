@@ -184,3 +184,36 @@ def test_a_cache_of_another_text_model_is_refused(tiny_prepared_phantom, tmp_pat
                          "model.text.source=emilyalsentzer/Bio_ClinicalBERT")
     with pytest.raises(InputError, match="run prepare with --text-model emilyalsentzer"):
         train(config)
+
+
+DDP_SCRIPT = """
+from clip2clinic.training.config import load_config
+from clip2clinic.training.trainer import train
+train(load_config([{config!r}]))
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_train_like_one_on_the_global_batch(tiny_prepared_phantom, tmp_path):
+    """torchrun with 2 CPU processes (gloo): each takes half of every global batch, the loss
+    all-gathers, and the run matches the 1-process run (same losses, same weights up to
+    float summation order)."""
+    import subprocess
+    import sys
+
+    options = ("train.epochs=1", "model.text.head.dropout=0.0")
+    single = train(tiny_config(tmp_path / "one", tiny_prepared_phantom, "n_g_dtcg", *options))
+    config = tiny_config(tmp_path / "two", tiny_prepared_phantom, "n_g_dtcg", *options)
+    config.save(tmp_path / "two.yaml")
+    script = tmp_path / "ddp_train.py"
+    script.write_text(DDP_SCRIPT.format(config=str(tmp_path / "two.yaml")))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node", "2", str(script)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert losses(tmp_path / "two" / "run") == pytest.approx(losses(tmp_path / "one" / "run"),
+                                                             rel=1e-5)  # fmt: skip
+    one, two = weights(single.checkpoint), weights(tmp_path / "two" / "run/checkpoints/final")
+    assert one.keys() == two.keys()
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-4, msg=name)

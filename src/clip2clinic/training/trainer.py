@@ -21,6 +21,7 @@ import copy
 import dataclasses
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -191,6 +192,12 @@ def parameter_groups(model: ClinicCLIP, config: TrainConfig) -> list[dict]:
     return [group for group in groups if group["params"]]
 
 
+def _multi_cpu() -> bool:
+    """Several processes and no GPU: Accelerate needs ``cpu=True`` to run them as gloo
+    data parallelism (it would otherwise treat each as a lone process)."""
+    return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 def _image_size(model: ClinicCLIP, config: TrainConfig) -> int:
     if config.data.image_size is not None:
         return config.data.image_size
@@ -249,7 +256,8 @@ class Trainer:
         self.config, self.on_step = config, on_step
         self.run = Path(config.out)
         self.checkpoints = self.run / "checkpoints"
-        self.accelerator = Accelerator(mixed_precision=config.train.mixed_precision)
+        self.accelerator = Accelerator(mixed_precision=config.train.mixed_precision,
+                                       cpu=_multi_cpu())
         set_seed(config.train.seed, device_specific=True)
         self._build(resume_from)
 
@@ -423,7 +431,9 @@ class Trainer:
         tmp = target.with_name(f".tmp-{target.name}")
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            ckpt.fresh_folder(tmp / ckpt.STATE_DIR if with_state else tmp)
+            ckpt.fresh_folder(tmp)
+            if with_state:
+                (tmp / ckpt.STATE_DIR).mkdir()
         accelerator.wait_for_everyone()
         if with_state:
             ckpt.save_rng(tmp / ckpt.STATE_DIR, accelerator.process_index)
