@@ -105,3 +105,41 @@ def test_wrong_root_is_one_clear_error(tmp_path: Path, capsys) -> None:
     assert "mimic-cxr-2.0.0-metadata.csv.gz" in err and str(tmp_path) in err
     with pytest.raises(InputError):
         read_manifest(tmp_path / "m.pq")
+
+
+UNREADABLE = {"truncated.png", "zero_bytes.jpg", "not_an_image.jpg", "truncated.dcm"}
+
+
+def test_prepare_on_the_image_fault_corpus(bad_inputs: Path, tmp_path: Path) -> None:
+    """Every file of ../shared/data/bad_inputs stands in for one phantom image: the readable
+    ones are cached, the unreadable ones skipped with their reason, nothing crashes."""
+    root = tmp_path / "phantom"
+    generate_phantom(root, studies=24, image_size=64, seed=5, progress=False)
+    faults = sorted(p for p in bad_inputs.iterdir() if not p.name.startswith("reports_"))
+    frontal = phantom_frontal_files(root)
+    assert len(frontal) >= len(faults)
+    replaced = {}
+    for fault, target in zip(faults, frontal, strict=False):
+        target.write_bytes(fault.read_bytes())
+        replaced[target.stem] = fault.name
+    out = tmp_path / "prepared" / "manifest.parquet"
+    report = prepare(PrepareOptions("mimic", str(root), str(out), image_size=32, workers=1))
+    skipped = {row["image_id"]: row["skip_reason"] for row in report["skipped_images"]}
+    assert {replaced[i] for i in skipped} == UNREADABLE & {f.name for f in faults}
+    assert all(reason for reason in skipped.values())
+    manifest = read_manifest(out)
+    cache = cache_dir_for(out)
+    for image_id, name in replaced.items():
+        if name not in UNREADABLE:
+            row = manifest[manifest["image_id"] == image_id].iloc[0]
+            assert (cache / row["image_cache"]).is_file(), name
+
+
+def phantom_frontal_files(root: Path) -> list[Path]:
+    """The phantom's frontal (PA/AP) image files, from its metadata table."""
+    metadata = pd.read_csv(root / "mimic-cxr-2.0.0-metadata.csv.gz", dtype=str)
+    frontal = metadata[metadata["ViewPosition"].isin(["PA", "AP"])]
+    return [
+        next(root.glob(f"files/p*/p{row.subject_id}/s{row.study_id}/{row.dicom_id}.jpg"))
+        for row in frontal.itertuples()
+    ]
