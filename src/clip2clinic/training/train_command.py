@@ -35,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from accelerate import PartialState
+
     from clip2clinic.training.config import load_config, named_config, with_overrides
     from clip2clinic.training.trainer import TrainingDiverged, load_run_config, train
 
@@ -60,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     except TrainingDiverged as exc:
         print(f"clip2clinic train: error: {exc}", file=sys.stderr)
         return 1
-    state = "finished" if result.finished else "stopped (resume with --resume)"
-    print(f"{state} at step {result.step}; checkpoint: {result.checkpoint}")
+    if PartialState().is_main_process:
+        state = "finished" if result.finished else "stopped (resume with --resume)"
+        print(f"{state} at step {result.step}; checkpoint: {result.checkpoint}")
     return 0
 
