@@ -221,7 +221,7 @@ def embedded_config(graph: bool = False) -> ClinicCLIPConfig:
             source=MINILM_SOURCE,
             mode="head",
             max_length=64,
-            head=TextHeadConfig(width=128, layers=1, heads=4, ff_dim=256),
+            head=TextHeadConfig(width=128, layers=1, heads=4, ff_dim=256, dropout=0.0),
         ),
         graph=GraphConfig() if graph else None,
     )

@@ -67,7 +67,7 @@ def graph_to_data(
     edge_index = torch.tensor(edges, dtype=torch.long).reshape(-1, 2).t()
     index = torch.tensor(node_index, dtype=torch.long)
     return Data(
-        x=node_table[index],
+        x=node_table.index_select(0, index),
         entity_type=torch.tensor(entity_type, dtype=torch.long),
         node_index=index,
         edge_index=to_undirected(edge_index, num_nodes=num_nodes),
