@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "clip2clinic.reports.clean_command",
     "clip2clinic.data.phantom_command",
     "clip2clinic.training.train_command",
+    "clip2clinic.evaluation.report_command",
 )
 
 

@@ -1,0 +1,30 @@
+"""``clip2clinic report RUN... --out results_summary.csv`` (see docs/evaluation.md)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="summarise evaluated runs: results_summary.csv, a markdown table and plots",
+        description="One row per variant (seeds averaged), one column per metric with its 95%% "
+        "bootstrap interval (_low, _high) and seed spread (_seed_sd); writes OUT, OUT with .md, "
+        "and OUT_metrics.png / OUT_roc.png beside it.",
+    )
+    parser.add_argument("runs", nargs="+", metavar="RUN",
+                        help="run directories evaluated by `clip2clinic evaluate` "
+                        "(or their evaluation/metrics.json files)")
+    parser.add_argument("--out", default="results_summary.csv", help="the summary CSV to write")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from clip2clinic.evaluation.summary import write_report
+
+    written = write_report(args.runs, args.out)
+    print(written["markdown"].read_text(encoding="utf-8"), end="")
+    for kind, path in written.items():
+        print(f"{kind}: {path}")
+    return 0

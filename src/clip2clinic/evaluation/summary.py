@@ -1,0 +1,216 @@
+"""From evaluated runs to one table: ``results_summary.csv``, a markdown table and plots.
+
+``clip2clinic evaluate`` writes ``RUN/evaluation/metrics.json``::
+
+    {"run": ..., "variant": "n_g_dtcg", "seed": 0, "checkpoint": ...,
+     "metrics": {"cxr_align_a": {"value": 0.97, "low": 0.95, "high": 0.99, "n": 412}, ...}}
+
+and, for zero-shot tasks, ``RUN/evaluation/roc.csv`` (task, class, fpr, tpr). This module
+reads them back. Runs that share a variant (several seeds) become one row: the value is the
+mean over seeds, ``_low``/``_high`` the mean of the seeds' bootstrap bounds and ``_seed_sd``
+the standard deviation across seeds (NaN for one seed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from clip2clinic.io import InputError, atomic_path, write_csv_atomic, write_text_atomic
+
+METRICS_FILE = "metrics.json"
+ROC_FILE = "roc.csv"
+EVALUATION_DIR = "evaluation"
+
+#: Metrics shown first, in this order (contract 3 of DESIGN.md), then the rest by name.
+HEADLINE = (
+    "cxr_align_a",
+    "cxr_align_b",
+    "zeroshot_mean_auc",
+    "retrieval_top5",
+    "normal_detection_acc",
+)
+
+#: The order of variants in tables and plots (the reproduction's table), unknown ones last.
+VARIANT_ORDER = (
+    "baseline", "dt", "dt_c", "n", "n_dt_c", "g", "g_dtcg", "n_g_dtcg", "softclip",
+)  # fmt: skip
+
+
+def metrics_path(run: str | os.PathLike) -> Path:
+    """``RUN/evaluation/metrics.json``, or ``run`` itself when it names a metrics file."""
+    path = Path(run)
+    return path if path.suffix == ".json" else path / EVALUATION_DIR / METRICS_FILE
+
+
+def load_metrics(run: str | os.PathLike) -> dict:
+    """The metrics.json of an evaluated run; a clear error when it is absent or malformed."""
+    path = metrics_path(run)
+    if not path.is_file():
+        raise InputError(f"{path}: not found; run `clip2clinic evaluate --checkpoint {run}` first")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        for name, estimate in record["metrics"].items():
+            missing = {"value", "low", "high", "n"} - set(estimate)
+            if missing:
+                raise KeyError(f"metrics.{name}.{sorted(missing)[0]}")
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"{path}: not a clip2clinic metrics file ({exc})") from None
+    record.setdefault("variant", Path(record.get("run", path.parent.parent)).name)
+    record.setdefault("seed", None)
+    return record
+
+
+def _order(variant: str) -> tuple[int, str]:
+    known = variant in VARIANT_ORDER
+    return (VARIANT_ORDER.index(variant) if known else len(VARIANT_ORDER), variant)
+
+
+def metric_names(records: Sequence[dict]) -> list[str]:
+    """Every metric present in any record: the headline ones first, then by name."""
+    present = {name for record in records for name in record["metrics"]}
+    return [m for m in HEADLINE if m in present] + sorted(present - set(HEADLINE))
+
+
+def summary_frame(records: Sequence[dict]) -> pd.DataFrame:
+    """One row per variant: ``variant``, ``seeds``, ``runs``, then per metric the value and its
+    ``_low``, ``_high`` and ``_seed_sd`` columns (fractions; NaN where a run lacks it)."""
+    if not records:
+        raise InputError("no evaluated runs given")
+    names = metric_names(records)
+    rows = []
+    variants = sorted({r["variant"] for r in records}, key=_order)
+    for variant in variants:
+        group = [r for r in records if r["variant"] == variant]
+        row: dict[str, object] = {
+            "variant": variant,
+            "seeds": len(group),
+            "runs": ";".join(str(r.get("run", "")) for r in group),
+        }
+        for name in names:
+            estimates = [r["metrics"].get(name) for r in group]
+            values = np.array([e["value"] if e else math.nan for e in estimates], dtype=float)
+            lows = np.array([e["low"] if e else math.nan for e in estimates], dtype=float)
+            highs = np.array([e["high"] if e else math.nan for e in estimates], dtype=float)
+            row[name] = _nanmean(values)
+            row[f"{name}_low"] = _nanmean(lows)
+            row[f"{name}_high"] = _nanmean(highs)
+            finite = values[~np.isnan(values)]
+            row[f"{name}_seed_sd"] = float(np.std(finite, ddof=1)) if finite.size > 1 else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _nanmean(values: np.ndarray) -> float:
+    finite = values[~np.isnan(values)]
+    return float(finite.mean()) if finite.size else math.nan
+
+
+def markdown_table(summary: pd.DataFrame, metrics: Sequence[str] | None = None) -> str:
+    """Variants × metrics as a markdown table, in percent: ``value [low, high]``."""
+    metrics = list(metrics or [c for c in summary.columns if f"{c}_low" in summary.columns])
+    header = "| variant | seeds | " + " | ".join(metrics) + " |"
+    lines = [header, "|---|---|" + "---|" * len(metrics)]
+    for _, row in summary.iterrows():
+        cells = [_percent(row[m], row[f"{m}_low"], row[f"{m}_high"]) for m in metrics]
+        lines.append(f"| {row['variant']} | {row['seeds']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _percent(value: float, low: float, high: float) -> str:
+    if math.isnan(value):
+        return "n/a"
+    if math.isnan(low):
+        return f"{100 * value:.1f}"
+    return f"{100 * value:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def plot_metrics(summary: pd.DataFrame, metrics: Sequence[str], target: Path) -> None:
+    """One bar chart per metric, variants side by side, with their 95% intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = min(3, len(metrics))
+    rows = math.ceil(len(metrics) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
+    positions = np.arange(len(summary))
+    for axis, metric in zip(axes.flat, metrics, strict=False):
+        values = summary[metric].to_numpy(dtype=float)
+        low = np.nan_to_num(values - summary[f"{metric}_low"].to_numpy(dtype=float))
+        high = np.nan_to_num(summary[f"{metric}_high"].to_numpy(dtype=float) - values)
+        axis.bar(positions, values, yerr=[low, high], capsize=3, color="#4c72b0")
+        axis.set_xticks(positions, summary["variant"], rotation=45, ha="right", fontsize=8)
+        axis.set_title(metric, fontsize=10)
+        axis.set_ylim(0, 1.05)
+        axis.grid(axis="y", alpha=0.3)
+    for axis in list(axes.flat)[len(metrics) :]:
+        axis.set_visible(False)
+    figure.suptitle("metrics per variant (bars: 95% bootstrap intervals)", fontsize=11)
+    figure.tight_layout()
+    _save(figure, target)
+
+
+def plot_roc(curves: pd.DataFrame, target: Path) -> None:
+    """ROC curves per zero-shot task: one panel per task, one line per (variant, class)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(dict.fromkeys(curves["task"]))
+    figure, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 4.2), squeeze=False)
+    for axis, task in zip(axes.flat, tasks, strict=True):
+        for (variant, name), curve in curves[curves["task"] == task].groupby(
+            ["variant", "class"], sort=False
+        ):
+            axis.plot(curve["fpr"], curve["tpr"], lw=1, label=f"{variant}: {name}")
+        axis.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
+        axis.set(title=task, xlabel="false positive rate", ylabel="true positive rate")
+        axis.legend(fontsize=6, loc="lower right")
+    figure.tight_layout()
+    _save(figure, target)
+
+
+def _save(figure, target: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(target) as tmp:
+        figure.savefig(tmp, dpi=120, format=target.suffix.lstrip("."))
+    plt.close(figure)
+
+
+def load_curves(runs: Sequence[str | os.PathLike], records: Sequence[dict]) -> pd.DataFrame:
+    """The ROC points of every run that has them, with a ``variant`` column."""
+    frames = []
+    for run, record in zip(runs, records, strict=True):
+        path = metrics_path(run).with_name(ROC_FILE)
+        if path.is_file():
+            frames.append(pd.read_csv(path).assign(variant=record["variant"]))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def write_report(runs: Sequence[str | os.PathLike], out_csv: str | os.PathLike) -> dict[str, Path]:
+    """Write the summary CSV, ``results_summary.md`` and the plots beside it; return paths."""
+    records = [load_metrics(run) for run in runs]
+    summary = summary_frame(records)
+    out_csv = Path(out_csv)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    written = {"csv": out_csv, "markdown": out_csv.with_suffix(".md")}
+    write_csv_atomic(summary, out_csv)
+    metrics = metric_names(records)
+    write_text_atomic(markdown_table(summary, metrics), written["markdown"])
+    written["metrics_plot"] = out_csv.with_name(f"{out_csv.stem}_metrics.png")
+    plot_metrics(summary, metrics, written["metrics_plot"])
+    curves = load_curves(runs, records)
+    if not curves.empty:
+        written["roc_plot"] = out_csv.with_name(f"{out_csv.stem}_roc.png")
+        plot_roc(curves, written["roc_plot"])
+    return written
