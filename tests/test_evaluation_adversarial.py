@@ -22,7 +22,7 @@ def labels_row(**values):
 
 
 class ToyTextModel:
-    """"X." embeds to the unit vector of X, "No x." to its opposite, and an image to the
+    """ "X." embeds to the unit vector of X, "No x." to its opposite, and an image to the
     normalised sum of +unit for the findings it has and -unit for the others: a model that
     understands every finding and every negation."""
 
@@ -40,7 +40,7 @@ class ToyTextModel:
     def images(self, labels):
         signs = np.where(labels[:, 1:] == 1, 1.0, -1.0).astype(np.float32)
         out = np.zeros((len(labels), 16), np.float32)
-        out[:, :len(FINDINGS)] = signs
+        out[:, : len(FINDINGS)] = signs
         return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
@@ -59,11 +59,13 @@ def test_statements_read_like_report_sentences():
 
 
 def test_pairs_use_a_positive_finding_and_an_absent_one():
-    labels = np.stack([
-        labels_row(No_Finding=1, Pneumothorax=0, Cardiomegaly=0),  # normal: no pair
-        labels_row(Edema=1, Pneumothorax=0, Pleural_Effusion=0, Cardiomegaly=-1),
-        labels_row(Fracture=1),  # nothing negative: the hallucination is an unmentioned one
-    ])
+    labels = np.stack(
+        [
+            labels_row(No_Finding=1, Pneumothorax=0, Cardiomegaly=0),  # normal: no pair
+            labels_row(Edema=1, Pneumothorax=0, Pleural_Effusion=0, Cardiomegaly=-1),
+            labels_row(Fracture=1),  # nothing negative: the hallucination is an unmentioned one
+        ]
+    )
     pairs = build_adversarial_pairs(labels, seed=0)
     assert set(pairs["image"]) == {1, 2}
     negated = pairs[pairs["kind"] == "negated"].set_index("image")
@@ -129,15 +131,13 @@ def test_a_model_that_ignores_negation_fails_the_negated_pairs():
     labels = random_labels(100)
     model = ToyTextModel()
     model.axis = {t: np.abs(v) for t, v in model.axis.items()}
-    result = score_adversarial(model.images(labels), model,
-                               build_adversarial_pairs(labels, seed=0))
+    result = score_adversarial(model.images(labels), model, build_adversarial_pairs(labels, seed=0))
     assert result.metrics["adversarial_acc"].value == 0.0
 
 
 def test_pairs_on_real_iu_labels(shared_data):
     texts = iu_texts(shared_data / "iu_xray" / "indiana_reports.csv").iloc[:300]
-    labels = RuleLabeler().label_many(texts["text"])[list(CHEXPERT_CLASSES)].to_numpy(
-        np.float32)
+    labels = RuleLabeler().label_many(texts["text"])[list(CHEXPERT_CLASSES)].to_numpy(np.float32)
     pairs = build_adversarial_pairs(labels, seed=0)
     abnormal = np.flatnonzero((labels[:, 1:] == 1).any(axis=1))
     negated = pairs[pairs["kind"] == "negated"]
@@ -153,8 +153,13 @@ def test_bad_pairs_are_refused_and_no_pairs_give_nan():
     model = ToyTextModel()
     image = model.images(random_labels(3))
     with pytest.raises(ValueError, match="image indices"):
-        score_adversarial(image, model, pd.DataFrame(
-            {"image": [5], "kind": ["negated"], "positive": ["Edema"], "adversarial": ["Edema"]}))
+        score_adversarial(
+            image,
+            model,
+            pd.DataFrame(
+                {"image": [5], "kind": ["negated"], "positive": ["Edema"], "adversarial": ["Edema"]}
+            ),
+        )
     empty = build_adversarial_pairs(np.full((2, 14), NAN, np.float32))
     result = score_adversarial(image, model, empty)
     assert np.isnan(result.metrics["adversarial_acc"].value) and model.calls == 0

@@ -81,8 +81,9 @@ def test_inconsistent_inputs_are_refused():
     with pytest.raises(ValueError, match="width"):
         score_cxr_align(x, unit(rng, 4, d=8), x, x, ["Edema"] * 4)
     with pytest.raises(ValueError, match="different chosen"):
-        score_cxr_align(x, x, x, x, ["Edema", "Fracture", "Edema", "Edema"],
-                        case_ids=["a", "a", "b", "c"])
+        score_cxr_align(
+            x, x, x, x, ["Edema", "Fracture", "Edema", "Edema"], case_ids=["a", "a", "b", "c"]
+        )
 
 
 # --- building ------------------------------------------------------------------------------
@@ -90,13 +91,16 @@ def test_inconsistent_inputs_are_refused():
 ABNORMAL = "Moderate cardiomegaly. Small left pleural effusion. No pneumothorax."
 NORMAL = "Heart size is normal. The lungs are clear. No pleural effusion or pneumothorax."
 ONLY_FINDING = "Right pleural effusion."
-DEVICES = ("Endotracheal tube terminates 3 cm above the carina. Mild pulmonary edema. "
-           "Bibasilar atelectasis. No pneumothorax.")
+DEVICES = (
+    "Endotracheal tube terminates 3 cm above the carina. Mild pulmonary edema. "
+    "Bibasilar atelectasis. No pneumothorax."
+)
 
 
 def manifest_frame(labeler: RuleLabeler) -> pd.DataFrame:
     rows = [  # (subject, study, image, report)
-        ("p1", "s1", "i1", ABNORMAL), ("p1", "s1", "i2", ABNORMAL),
+        ("p1", "s1", "i1", ABNORMAL),
+        ("p1", "s1", "i2", ABNORMAL),
         ("p2", "s2", "i3", NORMAL),
         ("p3", "s3", "i4", ONLY_FINDING),
         ("p4", "s4", "i5", DEVICES),
@@ -119,8 +123,7 @@ def test_builder_keeps_abnormal_studies_once_with_all_their_images(labeler):
     # s2 is normal; s3 has nothing left once its only finding is removed
     assert list(entries) == ["s1", "s4"]
     s1 = entries["s1"]
-    assert s1["image_ids"] == ["i1", "i2"] and s1["image_paths"] == ["files/i1.jpg",
-                                                                      "files/i2.jpg"]
+    assert s1["image_ids"] == ["i1", "i2"] and s1["image_paths"] == ["files/i1.jpg", "files/i2.jpg"]
     assert s1["subject_id"] == "p1" and s1["study_id"] == "s1" and s1["report"] == ABNORMAL
     for entry in entries.values():
         chosen = entry["chosen"]
@@ -142,27 +145,37 @@ def test_builder_is_seeded_and_does_not_depend_on_row_order(labeler):
 
 def test_builder_names_missing_columns():
     with pytest.raises(ValueError, match="image_path"):
-        build_cxr_align(pd.DataFrame(columns=["subject_id", "study_id", "image_id", "report"]),
-                        "mimic")
+        build_cxr_align(
+            pd.DataFrame(columns=["subject_id", "study_id", "image_id", "report"]), "mimic"
+        )
 
 
 def test_builder_on_real_iu_reports(shared_data, labeler):
     """The CXR-Align of 400 real IU X-ray reports: every entry negates and removes its chosen
     finding (checked by the labeler from scratch), mostly without disturbing the others."""
     texts = iu_texts(shared_data / "iu_xray" / "indiana_reports.csv").iloc[:400]
-    frame = pd.DataFrame({"subject_id": texts["uid"], "study_id": texts["uid"],
-                          "image_id": texts["uid"] + "_frontal", "image_path": "",
-                          "report": texts["text"]})
-    frame["labels"] = labeler.label_many(frame["report"])[list(CHEXPERT_CLASSES)].to_numpy(
-        ).tolist()
+    frame = pd.DataFrame(
+        {
+            "subject_id": texts["uid"],
+            "study_id": texts["uid"],
+            "image_id": texts["uid"] + "_frontal",
+            "image_path": "",
+            "report": texts["text"],
+        }
+    )
+    frame["labels"] = (
+        labeler.label_many(frame["report"])[list(CHEXPERT_CLASSES)].to_numpy().tolist()
+    )
     entries = build_cxr_align(frame, "openi", seed=0, labeler=labeler)["openi"]
     abnormal = sum(
-        any(row[c] == 1 for c in CHEXPERT_CLASSES[1:]) for _, row in
-        labeler.label_many(frame["report"]).iterrows())
+        any(row[c] == 1 for c in CHEXPERT_CLASSES[1:])
+        for _, row in labeler.label_many(frame["report"]).iterrows()
+    )
     assert 0.8 * abnormal <= len(entries) <= abnormal
     built = pd.DataFrame(entries.values())
-    scored = score_hard_negatives(built["report"].tolist(),
-                                  built.rename(columns={"negation": "negated"}), labeler)
+    scored = score_hard_negatives(
+        built["report"].tolist(), built.rename(columns={"negation": "negated"}), labeler
+    )
     assert scored["chosen_negated"].all() and scored["omitted_clean"].all()
     assert scored["ok"].astype(bool).mean() >= 0.9
 
@@ -182,9 +195,17 @@ def test_save_and_load_round_trip_and_flatten_per_image(tmp_path, labeler):
 
 
 def test_an_official_style_file_loads_with_the_entry_id_as_image_id(tmp_path):
-    official = {"mimic": {"a1b2-dicom": {"chosen": "edema", "report": "Mild edema.",
-                                         "negation": "No edema.", "omitted": "",
-                                         "label": [1, 0]}}}
+    official = {
+        "mimic": {
+            "a1b2-dicom": {
+                "chosen": "edema",
+                "report": "Mild edema.",
+                "negation": "No edema.",
+                "omitted": "",
+                "label": [1, 0],
+            }
+        }
+    }
     path = tmp_path / "official.json"
     path.write_text(json.dumps(official))
     cases = cxr_align_cases(load_cxr_align(path))
@@ -192,17 +213,36 @@ def test_an_official_style_file_loads_with_the_entry_id_as_image_id(tmp_path):
     assert cases.loc[0, "chosen"] == "edema"
 
 
-@pytest.mark.parametrize("content, message", [
-    ({"mimic": {"d1": {"chosen": "x", "report": "r", "omitted": "o"}}},
-     "entry mimic/d1 lacks the field 'negation'"),
-    ({"mimic": {"d1": {"chosen": "x", "report": 3, "negation": "n", "omitted": "o"}}},
-     "field 'report' of entry mimic/d1 is not text"),
-    ({"mimic": ["not", "entries"]}, "dataset 'mimic' is not an object"),
-    ({"mimic": {"d1": {"chosen": "x", "report": "r", "negation": "n", "omitted": "o",
-                       "image_ids": ["a", "b"], "image_paths": ["a.jpg"]}}},
-     "2 image_ids but 1 image_paths"),
-    ([], "expected the CXR-Align layout"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (
+            {"mimic": {"d1": {"chosen": "x", "report": "r", "omitted": "o"}}},
+            "entry mimic/d1 lacks the field 'negation'",
+        ),
+        (
+            {"mimic": {"d1": {"chosen": "x", "report": 3, "negation": "n", "omitted": "o"}}},
+            "field 'report' of entry mimic/d1 is not text",
+        ),
+        ({"mimic": ["not", "entries"]}, "dataset 'mimic' is not an object"),
+        (
+            {
+                "mimic": {
+                    "d1": {
+                        "chosen": "x",
+                        "report": "r",
+                        "negation": "n",
+                        "omitted": "o",
+                        "image_ids": ["a", "b"],
+                        "image_paths": ["a.jpg"],
+                    }
+                }
+            },
+            "2 image_ids but 1 image_paths",
+        ),
+        ([], "expected the CXR-Align layout"),
+    ],
+)
 def test_a_malformed_file_names_the_file_and_the_entry(tmp_path, content, message):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(content))

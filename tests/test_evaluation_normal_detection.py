@@ -44,11 +44,17 @@ def test_k_is_capped_by_the_reports_available_and_the_haystack_is_seeded():
     abnormal = np.concatenate([np.repeat(image, 50, axis=0), -np.repeat(image, 50, axis=0)])
     capped = score_normal_detection(image, normal, abnormal[:60], k=2999)
     assert capped.table.loc[0, "candidates"] == 61
-    outcomes = {score_normal_detection(image, normal, abnormal, k=1, seed=s)
-                .metrics["normal_detection_acc"].value for s in range(12)}
+    outcomes = {
+        score_normal_detection(image, normal, abnormal, k=1, seed=s)
+        .metrics["normal_detection_acc"]
+        .value
+        for s in range(12)
+    }
     assert outcomes == {0.0, 1.0}
-    again = [score_normal_detection(image, normal, abnormal, k=1, seed=s).table.loc[0, "rank"]
-             for s in (7, 7)]
+    again = [
+        score_normal_detection(image, normal, abnormal, k=1, seed=s).table.loc[0, "rank"]
+        for s in (7, 7)
+    ]
     assert again[0] == again[1]
 
 

@@ -4,9 +4,9 @@ import pytest
 from clip2clinic.evaluation.retrieval import distinct_reports, score_retrieval
 from clip2clinic.observations import CHEXPERT_CLASSES
 
-EDEMA, CARDIO, EFFUSION, ATELECTASIS = (CHEXPERT_CLASSES.index(c) for c in
-                                        ("Edema", "Cardiomegaly", "Pleural Effusion",
-                                         "Atelectasis"))
+EDEMA, CARDIO, EFFUSION, ATELECTASIS = (
+    CHEXPERT_CLASSES.index(c) for c in ("Edema", "Cardiomegaly", "Pleural Effusion", "Atelectasis")
+)
 
 
 def unit(rng, n, d=64):
@@ -31,8 +31,15 @@ def test_a_perfect_embedding_scores_one_everywhere():
     image = unit(rng, 30)
     labels = two_groups(30)
     result = score_retrieval(image, image, labels, labels)
-    for name in ("retrieval_top5", "retrieval_r1", "retrieval_r5", "retrieval_r10",
-                 "retrieval_precision", "retrieval_recall", "retrieval_f1"):
+    for name in (
+        "retrieval_top5",
+        "retrieval_r1",
+        "retrieval_r5",
+        "retrieval_r10",
+        "retrieval_precision",
+        "retrieval_recall",
+        "retrieval_f1",
+    ):
         assert result.metrics[name].value == 1.0, name
     assert (result.table["rank"] == 1).all()
     assert (result.table["retrieved_report"] == result.table["paired_report"]).all()
@@ -77,8 +84,9 @@ def test_images_of_one_study_share_its_report():
     image = np.repeat(reports, 2, axis=0) + 0.05 * rng.normal(size=(6, 64)).astype(np.float32)
     image /= np.linalg.norm(image, axis=1, keepdims=True)
     labels = two_groups(3)
-    result = score_retrieval(image, reports, labels[[0, 0, 1, 1, 2, 2]], labels, k=(1,),
-                             pair_index=[0, 0, 1, 1, 2, 2])
+    result = score_retrieval(
+        image, reports, labels[[0, 0, 1, 1, 2, 2]], labels, k=(1,), pair_index=[0, 0, 1, 1, 2, 2]
+    )
     assert result.metrics["retrieval_r1"].value == 1.0
     assert "retrieval_r10" not in result.metrics and "retrieval_top5" in result.metrics
     assert list(result.table["paired_report"]) == [0, 0, 1, 1, 2, 2]
