@@ -1,0 +1,284 @@
+"""Fine-tuned classification (paper Table 2, FT10 / FT100) as linear probes on frozen features.
+
+Per class, a one-vs-rest logistic regression (scikit-learn, features standardised on the
+training subset) is trained on a seeded share of the TRAIN split's patients (10% for FT10, all
+for FT100), its regularisation ``C`` chosen from a small grid by AUC on the VALIDATION split,
+and scored once on the TEST split. Test labels never reach the fit or the choice of ``C``.
+
+Labels: 1 positive, 0 negative; NaN or -1 (uncertain) leave that image out for that class only
+(in training, validation and test alike). A class whose training subset has fewer than
+``min_examples`` positives or negatives is skipped for that seed (NaN and a warning).
+
+Metric ``probe_<dataset>_ft<pct>_mean_auc``: per class the test AUC averaged over seeds, then
+the mean over classes; the interval comes from resampling test images and recomputing that same
+seed-averaged mean. FT100 trains on every patient, so its seeds would repeat one deterministic
+fit: it runs once.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from clip2clinic.evaluation.classwise import (
+    class_aucs,
+    combine,
+    known,
+    label_matrix,
+    mean_auc_estimate,
+    rank_auc,
+)
+from clip2clinic.evaluation.results import N_BOOTSTRAP, Estimate, TaskResult, bootstrap
+
+#: Regularisation strengths tried on the validation split.
+C_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+#: Used when the validation split cannot rank (one label value for the class).
+FALLBACK_C = 1.0
+DEFAULT_FRACTIONS = (0.1, 1.0)
+DEFAULT_SEEDS = (0, 1, 2)
+
+
+@dataclass(frozen=True)
+class ProbeSplit:
+    """One split's embeddings (``n x D``), labels (``n x C`` or ``n``) and optional patient ids."""
+
+    embeddings: np.ndarray
+    labels: np.ndarray
+    groups: np.ndarray | None = None
+
+    def checked(self, name: str, n_classes: int) -> ProbeSplit:
+        """A copy with a 2-D float label matrix; a clear error when shapes disagree."""
+        x = np.asarray(self.embeddings, dtype=float)
+        if x.ndim != 2 or not np.isfinite(x).all():
+            raise ValueError(f"{name} embeddings must be a finite 2-D array, got {x.shape}")
+        labels = label_matrix(self.labels, n_classes, len(x))
+        groups = None if self.groups is None else np.asarray(self.groups)
+        if groups is not None and groups.shape != (len(x),):
+            raise ValueError(f"{name} groups have shape {groups.shape}, expected ({len(x)},)")
+        return ProbeSplit(x, labels, groups)
+
+
+def patient_subset(
+    n: int, fraction: float, seed: int, groups: np.ndarray | None = None
+) -> np.ndarray:
+    """Boolean mask of a seeded ``fraction`` of the patients (``groups``; every row its own
+    patient when None): all images of a chosen patient are in, all others out."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    groups = np.arange(n) if groups is None else np.asarray(groups)
+    patients = np.unique(groups)
+    count = max(1, round(fraction * len(patients)))
+    chosen = np.random.default_rng(seed).choice(len(patients), count, replace=False)
+    return np.isin(groups, patients[chosen])
+
+
+def choose_c(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    c_grid: Sequence[float] = C_GRID,
+    class_weight: str | None = None,
+) -> tuple[Pipeline, float, float]:
+    """Fit one model per ``C`` and keep the one with the best validation AUC (the smallest
+    ``C`` among ties). Returns (model, C, validation AUC); when validation has one label
+    value, ``FALLBACK_C`` with a NaN AUC."""
+
+    def fit(c: float) -> Pipeline:
+        model = make_pipeline(
+            StandardScaler(),
+            LogisticRegression(C=c, class_weight=class_weight, max_iter=2000),
+        )
+        return model.fit(x_train, y_train)
+
+    if np.unique(y_val).size < 2:
+        return fit(FALLBACK_C), FALLBACK_C, math.nan
+    best = None
+    for c in sorted(c_grid):
+        model = fit(c)
+        score = float(rank_auc(y_val, model.decision_function(x_val)))
+        if best is None or score > best[2]:
+            best = (model, c, score)
+    return best
+
+
+def linear_probe(
+    train: ProbeSplit,
+    validate: ProbeSplit,
+    test: ProbeSplit,
+    class_names: Sequence[str],
+    dataset: str,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    seeds: Sequence[int] = DEFAULT_SEEDS,
+    c_grid: Sequence[float] = C_GRID,
+    class_weight: str | None = None,
+    min_examples: int = 5,
+    seed: int = 0,
+    n_boot: int = N_BOOTSTRAP,
+) -> TaskResult:
+    """Linear probes for each training ``fraction`` (0.1 -> FT10, 1.0 -> FT100).
+
+    Metrics ``probe_<dataset>_ft<pct>_mean_auc``. The table has one row per setting, class and
+    seed (chosen C, validation and test AUC, training counts, status) and one per setting and
+    class with ``seed`` = "mean" (the seed-averaged test AUC, its interval and the seeds' sd).
+    Patients shared by the training and test (or validation) split raise ValueError.
+    """
+    n_classes = len(class_names)
+    train = train.checked("train", n_classes)
+    validate = validate.checked("validate", n_classes)
+    test = test.checked("test", n_classes)
+    _check_disjoint(train, validate, "validate")
+    _check_disjoint(train, test, "test")
+    key = re.sub(r"[^0-9a-z]+", "_", dataset.lower()).strip("_")
+
+    metrics, rows = {}, []
+    for fraction in fractions:
+        setting = f"ft{round(fraction * 100)}"
+        runs = seeds[:1] if fraction >= 1 else seeds
+        scores = np.full((len(test.labels), n_classes, len(runs)), math.nan)
+        for s, run_seed in enumerate(runs):
+            subset = patient_subset(len(train.labels), fraction, run_seed, train.groups)
+            for c, name in enumerate(class_names):
+                row, scores[:, c, s] = _probe_class(
+                    train,
+                    validate,
+                    test,
+                    subset,
+                    c,
+                    f"{dataset} {setting} {name} seed {run_seed}",
+                    c_grid,
+                    class_weight,
+                    min_examples,
+                )
+                rows.append(
+                    {"dataset": dataset, "setting": setting, "class": name, "seed": run_seed, **row}
+                )
+        rows += _mean_rows(dataset, setting, class_names, test.labels, scores, seed, n_boot)
+        metrics[f"probe_{key}_{setting}_mean_auc"] = mean_auc_estimate(
+            test.labels, scores, seed, n_boot
+        )
+    return TaskResult(metrics, pd.DataFrame(rows))
+
+
+def _check_disjoint(train: ProbeSplit, other: ProbeSplit, name: str) -> None:
+    if train.groups is None or other.groups is None:
+        return
+    shared = np.intersect1d(train.groups, other.groups)
+    if shared.size:
+        raise ValueError(
+            f"{shared.size} patients are in both the train and {name} split "
+            f"(e.g. {shared[0]!r}); the probe would leak"
+        )
+
+
+def _probe_class(
+    train: ProbeSplit,
+    validate: ProbeSplit,
+    test: ProbeSplit,
+    subset: np.ndarray,
+    c: int,
+    label: str,
+    c_grid: Sequence[float],
+    class_weight: str | None,
+    min_examples: int,
+) -> tuple[dict, np.ndarray]:
+    """Train, choose C and score one class; the table row and the test scores (NaN if skipped)."""
+    rows = subset & known(train.labels[:, c])
+    y = train.labels[rows, c]
+    positives = int(y.sum())
+    row = {
+        "n_train": int(rows.sum()),
+        "n_train_positive": positives,
+        "n_train_patients": _count_patients(train.groups, rows),
+    }
+    missing = np.full(len(test.labels), math.nan)
+    if min(positives, len(y) - positives) < min_examples:
+        warnings.warn(
+            f"{label}: {positives} positives and {len(y) - positives} negatives in the "
+            f"training subset (fewer than {min_examples}); skipped, NaN",
+            stacklevel=3,
+        )
+        return row | {
+            "C": math.nan,
+            "val_auc": math.nan,
+            "test_auc": math.nan,
+            "status": "too few training examples",
+        }, missing
+    val = known(validate.labels[:, c])
+    model, chosen, val_auc = choose_c(
+        train.embeddings[rows],
+        y,
+        validate.embeddings[val],
+        validate.labels[val, c],
+        c_grid,
+        class_weight,
+    )
+    scores = model.decision_function(test.embeddings)
+    tested = known(test.labels[:, c])
+    test_auc = float(class_aucs(test.labels[:, [c]], scores[:, None])[0])
+    status = "ok" if not math.isnan(val_auc) else "validation has one class: C fallback"
+    if math.isnan(test_auc):
+        status = "test has one class"
+        warnings.warn(
+            f"{label}: test AUC undefined (one class among {int(tested.sum())} cases); NaN",
+            stacklevel=3,
+        )
+    return row | {"C": chosen, "val_auc": val_auc, "test_auc": test_auc, "status": status}, scores
+
+
+def _count_patients(groups: np.ndarray | None, rows: np.ndarray) -> int:
+    return int(rows.sum()) if groups is None else int(np.unique(groups[rows]).size)
+
+
+def _mean_rows(
+    dataset: str,
+    setting: str,
+    class_names: Sequence[str],
+    labels: np.ndarray,
+    scores: np.ndarray,
+    seed: int,
+    n_boot: int,
+) -> list[dict]:
+    """Per class: the seed-averaged test AUC with its bootstrap interval and the seeds' sd."""
+    rows = []
+    for c, name in enumerate(class_names):
+        column = labels[:, [c]]
+        estimate = bootstrap(
+            lambda y, s: class_aucs(y, s)[0], [column, scores[:, [c], :]], n_boot, seed
+        )
+        per_seed = [class_aucs(column, scores[:, [c], s])[0] for s in range(scores.shape[2])]
+        trained = [a for a in per_seed if not math.isnan(a)]
+        rows.append(
+            {
+                "dataset": dataset,
+                "setting": setting,
+                "class": name,
+                "seed": "mean",
+                "n_test": int(known(column).sum()),
+                "n_test_positive": int((column == 1).sum()),
+                "test_auc": estimate.value,
+                "test_auc_low": estimate.low,
+                "test_auc_high": estimate.high,
+                "test_auc_seed_sd": float(np.std(trained, ddof=1))
+                if len(trained) > 1
+                else math.nan,
+                "seeds": len(trained),
+            }
+        )
+    return rows
+
+
+def probe_mean_auc(metrics: Mapping[str, Estimate], setting: str) -> Estimate:
+    """``probe_<setting>_mean_auc`` (e.g. "ft10"): the mean over the datasets'
+    ``probe_<dataset>_<setting>_mean_auc``, interval by :func:`classwise.combine`."""
+    pattern = re.compile(rf"probe_.+_{re.escape(setting)}_mean_auc")
+    return combine([e for name, e in metrics.items() if pattern.fullmatch(name)])

@@ -1,0 +1,347 @@
+"""Zero-shot classification (paper Sec. 5.3, Table 2): binary per class, and CheXpert 5x200.
+
+Both are pure functions of L2-normalised image embeddings and a text embedder
+``embed_texts(texts) -> array`` (one unit-norm row per text).
+
+- :func:`zero_shot_binary`: per class, the image is scored against a positive prompt ensemble
+  ("{c}", "There is evidence of {c}.", ...) and a negative one ("No {c}", ...); each ensemble is
+  the mean of its prompts' embeddings, renormalised; the score is the softmax over the pair,
+  ``P(positive) = sigmoid((s_pos - s_neg) / temperature)``. AUC per class and its mean.
+- :func:`zero_shot_5x200`: five-way accuracy on CheXpert 5x200; a class's score is the mean
+  cosine similarity over its prompts (every severity x subtype x location combination).
+- :func:`zeroshot_mean_auc`: the mean of the datasets' mean AUCs (the summary column).
+
+Prompt wording lives beside this module: ``zeroshot_prompts.json`` and
+``chexpert5x200_prompts.json``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from clip2clinic.evaluation.classwise import (
+    class_aucs,
+    combine,
+    known,
+    label_matrix,
+    mean_auc_estimate,
+    warn_undefined,
+)
+from clip2clinic.evaluation.results import N_BOOTSTRAP, Estimate, TaskResult, bootstrap
+from clip2clinic.observations import slug
+
+TextEmbedder = Callable[[Sequence[str]], np.ndarray]
+
+BINARY_PROMPTS_FILE = Path(__file__).with_name("zeroshot_prompts.json")
+FIVE_BY_200_PROMPTS_FILE = Path(__file__).with_name("chexpert5x200_prompts.json")
+FIVE_BY_200_CLASSES = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion")
+
+#: RSNA's detailed class (stage_2_detailed_class_info.csv) -> RSNA-ab label: pneumonia (lung
+#: opacity) against every other abnormal image; normal images are not part of the task.
+RSNA_AB_CLASSES = {"Lung Opacity": 1.0, "No Lung Opacity / Not Normal": 0.0, "Normal": math.nan}
+
+
+@dataclass(frozen=True)
+class PromptTemplates:
+    """Binary prompt ensembles: templates with ``{c}``, class wording, special cases."""
+
+    positive: tuple[str, ...]
+    negative: tuple[str, ...]
+    wording: Mapping[str, str]
+    special: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]
+    skip: frozenset[str]
+
+    @classmethod
+    def load(cls, path: str | Path = BINARY_PROMPTS_FILE) -> PromptTemplates:
+        """Read a prompt file in the layout of ``zeroshot_prompts.json``."""
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return cls(
+            positive=tuple(data["positive"]),
+            negative=tuple(data["negative"]),
+            wording={_key(k): v for k, v in data.get("wording", {}).items()},
+            special={
+                _key(k): (tuple(v["positive"]), tuple(v["negative"]))
+                for k, v in data.get("special", {}).items()
+            },
+            skip=frozenset(_key(k) for k in data.get("skip", ())),
+        )
+
+    def prompts(self, class_name: str) -> tuple[list[str], list[str]] | None:
+        """The positive and negative prompts of a class; None when it has no meaningful prompt."""
+        key = _key(class_name)
+        if key in self.skip:
+            return None
+        if key in self.special:
+            positive, negative = self.special[key]
+            return list(positive), list(negative)
+        words = self.wording.get(key, key)
+        return (
+            [_sentence(t.format(c=words)) for t in self.positive],
+            [_sentence(t.format(c=words)) for t in self.negative],
+        )
+
+
+def _key(class_name: str) -> str:
+    return re.sub(r"\s+", " ", class_name.replace("_", " ")).strip().lower()
+
+
+def _sentence(text: str) -> str:
+    text = re.sub(r"\s+", " ", text).strip()
+    return text[:1].upper() + text[1:]
+
+
+@cache
+def default_templates() -> PromptTemplates:
+    """The prompts of ``zeroshot_prompts.json`` (read once)."""
+    return PromptTemplates.load()
+
+
+def rsna_ab_labels(detailed_classes: Sequence[str]) -> np.ndarray:
+    """RSNA-ab labels from RSNA's detailed class per image: 1 pneumonia, 0 other abnormal, NaN
+    normal (left out); an unknown class name raises ValueError naming it."""
+    unknown = sorted(set(detailed_classes) - set(RSNA_AB_CLASSES))
+    if unknown:
+        raise ValueError(
+            f"unknown RSNA detailed class {unknown[0]!r}; expected {list(RSNA_AB_CLASSES)}"
+        )
+    return np.array([RSNA_AB_CLASSES[c] for c in detailed_classes], dtype=float)
+
+
+def embed_prompt_sets(
+    prompt_sets: Sequence[Sequence[str]], embed_texts: TextEmbedder
+) -> np.ndarray:
+    """One embedding per prompt set: its prompts' mean embedding, renormalised (one call to
+    ``embed_texts`` for all prompts)."""
+    flat = [p for prompts in prompt_sets for p in prompts]
+    vectors = _embed(flat, embed_texts)
+    bounds = np.cumsum([0, *(len(p) for p in prompt_sets)])
+    means = np.stack([vectors[a:b].mean(axis=0) for a, b in itertools.pairwise(bounds)])
+    return means / np.linalg.norm(means, axis=1, keepdims=True)
+
+
+def _embed(texts: Sequence[str], embed_texts: TextEmbedder) -> np.ndarray:
+    vectors = np.asarray(embed_texts(list(texts)), dtype=float)
+    if vectors.ndim != 2 or len(vectors) != len(texts):
+        raise ValueError(
+            f"embed_texts returned shape {vectors.shape} for {len(texts)} texts; "
+            "expected one row per text"
+        )
+    return vectors
+
+
+def _image_rows(image_emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings as float, and which rows are finite (a failed image is left out, counted)."""
+    image_emb = np.asarray(image_emb, dtype=float)
+    if image_emb.ndim != 2:
+        raise ValueError(f"image embeddings must be 2-D (images x dim), got {image_emb.shape}")
+    finite = np.isfinite(image_emb).all(axis=1)
+    if not finite.all():
+        warnings.warn(
+            f"{int((~finite).sum())} of {len(finite)} image embeddings are not finite; "
+            "those images are left out",
+            stacklevel=3,
+        )
+    return np.where(finite[:, None], image_emb, 0.0), finite
+
+
+def binary_scores(
+    image_emb: np.ndarray,
+    class_names: Sequence[str],
+    embed_texts: TextEmbedder,
+    templates: PromptTemplates | None = None,
+    temperature: float = 0.1,
+) -> np.ndarray:
+    """``n x C`` probabilities P("{c}" | image) of the pair ("{c}", "No {c}"); NaN columns for
+    classes without prompts."""
+    templates = templates or default_templates()
+    image_emb = np.asarray(image_emb, dtype=float)
+    scores = np.full((len(image_emb), len(class_names)), math.nan)
+    phrased = [(i, templates.prompts(name)) for i, name in enumerate(class_names)]
+    phrased = [(i, p) for i, p in phrased if p is not None]
+    if not phrased:
+        return scores
+    ensembles = embed_prompt_sets([s for _, pair in phrased for s in pair], embed_texts)
+    similarity = image_emb @ ensembles.T  # n x 2k: positive, negative, positive, ...
+    columns = [i for i, _ in phrased]
+    scores[:, columns] = expit((similarity[:, 0::2] - similarity[:, 1::2]) / temperature)
+    return scores
+
+
+def zero_shot_binary(
+    image_emb: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    embed_texts: TextEmbedder,
+    dataset: str,
+    templates: PromptTemplates | None = None,
+    temperature: float = 0.1,
+    seed: int = 0,
+    n_boot: int = N_BOOTSTRAP,
+) -> TaskResult:
+    """Binary zero-shot classification of every class: AUC per class and their mean.
+
+    ``labels``: ``n x C`` (or ``n`` for one class), 1 positive, 0 negative; NaN or -1 leaves the
+    image out for that class (counted in the table's ``n_excluded``). A class with no positives
+    (or no negatives) gets NaN and a warning. Metrics: ``zeroshot_<dataset>_mean_auc`` (mean
+    over classes with a defined AUC; interval from resampling images and recomputing the mean)
+    and ``zeroshot_<dataset>_mean_acc`` (the prompt pair's own decision, P > 0.5, per class,
+    averaged). The table has one row per class.
+    """
+    image_emb, finite = _image_rows(image_emb)
+    labels = label_matrix(labels, len(class_names), len(image_emb))
+    labels = np.where(finite[:, None], labels, math.nan)
+    templates = templates or default_templates()
+    scores = binary_scores(image_emb, class_names, embed_texts, templates, temperature)
+    judged = known(labels) & ~np.isnan(scores)
+    correct = np.where(judged, (scores > 0.5) == (labels == 1), math.nan)
+
+    rows = []
+    for c, name in enumerate(class_names):
+        usable = known(labels[:, c])
+        row = {
+            "dataset": dataset,
+            "class": name,
+            "n": int(usable.sum()),
+            "n_positive": int((labels[usable, c] == 1).sum()),
+            "n_excluded": int((~usable).sum()),
+        }
+        if np.isnan(scores[:, c]).all():
+            row["status"] = "no prompt"
+            warnings.warn(f"{dataset}: class {name!r} has no zero-shot prompt; NaN", stacklevel=2)
+        else:
+            row["status"] = warn_undefined(f"{dataset} {name}", labels[:, c])
+        auc = bootstrap(_column_auc, [labels[usable, c], scores[usable, c]], n_boot, seed)
+        acc = bootstrap(np.mean, [correct[usable, c]], n_boot, seed)
+        row |= _columns("auc", auc) | _columns("acc", acc)
+        rows.append(row)
+
+    name = f"zeroshot_{_dataset_key(dataset)}"
+    metrics = {
+        f"{name}_mean_auc": mean_auc_estimate(labels, scores, seed, n_boot),
+        f"{name}_mean_acc": _mean_accuracy_estimate(correct, seed, n_boot),
+    }
+    return TaskResult(metrics, pd.DataFrame(rows))
+
+
+def _column_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
+    return float(class_aucs(y_true[:, None], scores[:, None])[0])
+
+
+def _mean_accuracy_estimate(correct: np.ndarray, seed: int, n_boot: int) -> Estimate:
+    """Mean over classes (with judged cases) of the per-class accuracy; NaN = not judged."""
+    estimate = bootstrap(_mean_of_class_means, [correct], n_boot, seed)
+    n = int((~np.isnan(correct)).any(axis=1).sum())
+    return Estimate(estimate.value, estimate.low, estimate.high, n)
+
+
+def _mean_of_class_means(outcomes: np.ndarray) -> float:
+    counted = ~np.isnan(outcomes)
+    judged = counted.any(axis=0)
+    if not judged.any():
+        return math.nan
+    return float(np.mean(np.nansum(outcomes[:, judged], axis=0) / counted[:, judged].sum(axis=0)))
+
+
+def _columns(prefix: str, estimate: Estimate) -> dict[str, float]:
+    return {prefix: estimate.value, f"{prefix}_low": estimate.low, f"{prefix}_high": estimate.high}
+
+
+def _dataset_key(dataset: str) -> str:
+    key = re.sub(r"[^0-9a-z]+", "_", dataset.lower()).strip("_")
+    if not key:
+        raise ValueError(f"dataset name {dataset!r} gives an empty metric name")
+    return key
+
+
+def five_by_200_prompts(
+    path: str | Path = FIVE_BY_200_PROMPTS_FILE,
+    per_class: int | None = None,
+    seed: int = 0,
+) -> dict[str, list[str]]:
+    """Class -> prompts: every combination of the class's word lists (blanks dropped,
+    duplicates removed), or ``per_class`` of them drawn with ``seed`` (all when fewer)."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    rng = np.random.default_rng(seed)
+    prompts = {}
+    for name, word_lists in data.items():
+        if name.startswith("_"):
+            continue
+        combos = (" ".join(w for w in words if w) for words in itertools.product(*word_lists))
+        every = list(dict.fromkeys(re.sub(r"\s+", " ", c).strip() for c in combos))
+        if per_class is not None and per_class < len(every):
+            every = [every[i] for i in sorted(rng.choice(len(every), per_class, replace=False))]
+        prompts[name] = every
+    return prompts
+
+
+def zero_shot_5x200(
+    image_emb: np.ndarray,
+    class_index: np.ndarray,
+    embed_texts: TextEmbedder,
+    class_names: Sequence[str] = FIVE_BY_200_CLASSES,
+    prompts_per_class: int | None = None,
+    prompt_seed: int = 0,
+    seed: int = 0,
+    n_boot: int = N_BOOTSTRAP,
+) -> TaskResult:
+    """CheXpert 5x200 accuracy: each image goes to the class whose prompts it is most similar
+    to on average (mean cosine similarity over the class's prompts).
+
+    ``class_index``: the true class of each image, an index into ``class_names``. All prompts
+    are used unless ``prompts_per_class`` asks for a seeded sample. Metric ``chexpert5x200_acc``;
+    the table has one row per true class (its accuracy and where its images went).
+    """
+    image_emb, finite = _image_rows(image_emb)
+    truth = np.asarray(class_index)
+    if truth.shape != (len(image_emb),) or truth.dtype.kind not in "iu":
+        raise ValueError(
+            f"class_index must be {len(image_emb)} integers (one per image), "
+            f"got shape {truth.shape} of {truth.dtype}"
+        )
+    bad = np.flatnonzero((truth < 0) | (truth >= len(class_names)))
+    if bad.size:
+        raise ValueError(f"class_index row {bad[0]}: {truth[bad[0]]} is not a class index")
+    every = five_by_200_prompts(per_class=prompts_per_class, seed=prompt_seed)
+    missing = [c for c in class_names if c not in every]
+    if missing:
+        raise ValueError(f"no 5x200 prompts for class {missing[0]!r}; known: {list(every)}")
+    prompt_lists = [every[c] for c in class_names]
+    vectors = _embed([p for prompts in prompt_lists for p in prompts], embed_texts)
+    bounds = np.cumsum([0, *(len(p) for p in prompt_lists)])
+    similarity = image_emb[finite] @ vectors.T
+    class_scores = np.stack(
+        [similarity[:, a:b].mean(axis=1) for a, b in itertools.pairwise(bounds)], axis=1
+    )
+    truth = truth[finite]
+    predicted = class_scores.argmax(axis=1)
+    correct = (predicted == truth).astype(float)
+
+    rows = []
+    for k, name in enumerate(class_names):
+        mine = truth == k
+        row = {"class": name, "n": int(mine.sum()), "n_prompts": len(prompt_lists[k])}
+        row |= _columns("acc", bootstrap(np.mean, [correct[mine]], n_boot, seed))
+        for j, other in enumerate(class_names):
+            row[f"predicted_{slug(other)}"] = int((predicted[mine] == j).sum())
+        rows.append(row)
+    accuracy = bootstrap(np.mean, [correct], n_boot, seed)
+    return TaskResult({"chexpert5x200_acc": accuracy}, pd.DataFrame(rows))
+
+
+def zeroshot_mean_auc(metrics: Mapping[str, Estimate]) -> Estimate:
+    """``zeroshot_mean_auc``: the mean of every ``zeroshot_<dataset>_mean_auc`` in ``metrics``
+    (datasets evaluated, NaN ones left out), interval by :func:`classwise.combine`."""
+    pattern = re.compile(r"zeroshot_.+_mean_auc")
+    return combine([e for name, e in metrics.items() if pattern.fullmatch(name)])
