@@ -76,8 +76,9 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
 class Clip2Clinic:
     """Inference with a ClinicCLIP model: every embedding is float32 and unit norm.
 
-    Build it with :meth:`from_pretrained`, or around a model in memory. ``image_size``
-    overrides the image tower's own size (for a run trained with ``data.image_size``).
+    Build it with :meth:`from_pretrained`, or around a model in memory (which it moves to
+    ``device`` and puts in eval mode). ``image_size`` overrides the image tower's own size (for
+    a run trained with ``data.image_size``).
     """
 
     def __init__(
