@@ -17,6 +17,7 @@ fit: it runs once.
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 import warnings
@@ -89,26 +90,24 @@ def choose_c(
     c_grid: Sequence[float] = C_GRID,
     class_weight: str | None = None,
 ) -> tuple[Pipeline, float, float]:
-    """Fit one model per ``C`` and keep the one with the best validation AUC (the smallest
-    ``C`` among ties). Returns (model, C, validation AUC); when validation has one label
-    value, ``FALLBACK_C`` with a NaN AUC."""
-
-    def fit(c: float) -> Pipeline:
-        model = make_pipeline(
-            StandardScaler(),
-            LogisticRegression(C=c, class_weight=class_weight, max_iter=2000),
-        )
-        return model.fit(x_train, y_train)
-
-    if np.unique(y_val).size < 2:
-        return fit(FALLBACK_C), FALLBACK_C, math.nan
+    """Fit one model per ``C`` (features standardised on the training rows; each fit starts
+    from the previous, smaller C's solution) and keep the one with the best validation AUC (the
+    smallest ``C`` among ties). Returns (model, C, validation AUC); when validation has one
+    label value, the model of ``FALLBACK_C`` with a NaN AUC."""
+    scaler = StandardScaler().fit(x_train)
+    x_fit, x_check = scaler.transform(x_train), scaler.transform(x_val)
+    regression = LogisticRegression(class_weight=class_weight, max_iter=2000, warm_start=True)
+    ranked = np.unique(y_val).size == 2
     best = None
-    for c in sorted(c_grid):
-        model = fit(c)
-        score = float(rank_auc(y_val, model.decision_function(x_val)))
+    for c in sorted(c_grid) if ranked else [FALLBACK_C]:
+        regression.set_params(C=c).fit(x_fit, y_train)
+        score = (
+            float(rank_auc(y_val, regression.decision_function(x_check))) if ranked else math.nan
+        )
         if best is None or score > best[2]:
-            best = (model, c, score)
-    return best
+            best = (copy.deepcopy(regression), c, score)
+    regression, c, score = best
+    return make_pipeline(scaler, regression), c, score
 
 
 def linear_probe(

@@ -32,11 +32,11 @@ import pandas as pd
 from scipy.special import expit
 
 from clip2clinic.evaluation.classwise import (
-    class_aucs,
     combine,
     known,
     label_matrix,
     mean_auc_estimate,
+    rank_auc,
     warn_undefined,
 )
 from clip2clinic.evaluation.results import N_BOOTSTRAP, Estimate, TaskResult, bootstrap
@@ -222,7 +222,7 @@ def zero_shot_binary(
             warnings.warn(f"{dataset}: class {name!r} has no zero-shot prompt; NaN", stacklevel=2)
         else:
             row["status"] = warn_undefined(f"{dataset} {name}", labels[:, c])
-        auc = bootstrap(_column_auc, [labels[usable, c], scores[usable, c]], n_boot, seed)
+        auc = bootstrap(_auc, [labels[usable, c] == 1, scores[usable, c]], n_boot, seed)
         acc = bootstrap(np.mean, [correct[usable, c]], n_boot, seed)
         row |= _columns("auc", auc) | _columns("acc", acc)
         rows.append(row)
@@ -235,8 +235,9 @@ def zero_shot_binary(
     return TaskResult(metrics, pd.DataFrame(rows))
 
 
-def _column_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
-    return float(class_aucs(y_true[:, None], scores[:, None])[0])
+def _auc(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """AUC of one class's labelled cases (NaN when the scores are: a class without prompts)."""
+    return math.nan if np.isnan(scores).any() else rank_auc(y_true, scores)
 
 
 def _mean_accuracy_estimate(correct: np.ndarray, seed: int, n_boot: int) -> Estimate:
