@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "clip2clinic.reports.clean_command",
     "clip2clinic.data.phantom_command",
     "clip2clinic.training.train_command",
+    "clip2clinic.evaluation.evaluate_command",
     "clip2clinic.evaluation.report_command",
 )
 
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    logging.captureWarnings(True)  # library warnings as one log line each
     try:
         return int(args.func(args) or 0)
     except InputError as exc:

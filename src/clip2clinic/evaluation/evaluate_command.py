@@ -1,0 +1,46 @@
+"""``clip2clinic evaluate --checkpoint RUN --tasks ... --data ...`` (see docs/evaluation.md)."""
+
+from __future__ import annotations
+
+import argparse
+
+TASK_HELP = ("cxr_align, retrieval, adversarial, normal_detection, zeroshot, chexpert5x200, "
+             "probes, or all")  # fmt: skip
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score a checkpoint: CXR-Align, zero-shot, 5x200, probes, retrieval, adversarial "
+        "pairs, normal case detection",
+        description="Embeds each dataset once (cached per checkpoint), runs the tasks and writes "
+        "metrics.json (every metric with a bootstrap 95%% interval), one CSV per task and "
+        "dataset, and roc.csv into --out (default RUN/evaluation).",
+    )
+    parser.add_argument("--checkpoint", required=True, metavar="RUN",
+                        help="a run directory (its final or newest checkpoint) or a checkpoint "
+                        "folder (model.safetensors + config.json)")
+    parser.add_argument("--data", action="append", required=True, metavar="SPEC",
+                        help="[NAME=]manifest.parquet (a prepared corpus), READER=ROOT (rsna, "
+                        "siim, vindr, chestxray14, chexpert, chexpert5x200) or "
+                        "[NAME=]cxr_align.json (a CXR-Align file to score); repeatable")
+    parser.add_argument("--tasks", default="all", help=f"comma-separated: {TASK_HELP}")
+    parser.add_argument("--out", help="output folder (default RUN/evaluation)")
+    parser.add_argument("--cache", help="embedding cache folder (default OUT/embeddings)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the benchmark draws and the bootstrap")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from clip2clinic.evaluation.evaluate import evaluate, parse_data, parse_tasks
+
+    record = evaluate(args.checkpoint, parse_data(args.data), parse_tasks(args.tasks),
+                      out=args.out, seed=args.seed, device=args.device,
+                      progress=not args.quiet, cache_dir=args.cache)  # fmt: skip
+    width = max(map(len, record["metrics"]), default=0)
+    for name, m in record["metrics"].items():
+        print(f"{name:<{width}}  {m['value']:.4f}  [{m['low']:.4f}, {m['high']:.4f}]  n={m['n']}")
+    return 0

@@ -1,0 +1,108 @@
+"""``clip2clinic evaluate`` and ``report`` end to end on a tiny trained checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from test_datasets_chexpert import build_chexpert
+from test_datasets_rsna import build_rsna
+from training_fixtures import tiny_config
+
+from clip2clinic.cli import main
+from clip2clinic.evaluation import evaluate as evaluate_module
+from clip2clinic.evaluation.evaluate import parse_data, parse_tasks
+from clip2clinic.io import InputError
+from clip2clinic.training.trainer import train
+
+CONTRACT = ("cxr_align_a", "cxr_align_b", "zeroshot_mean_auc", "retrieval_top5",
+            "normal_detection_acc")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_prepared_phantom, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("eval_run")
+    train(tiny_config(folder, tiny_prepared_phantom, "n", "train.epochs=1"))
+    return folder / "run"
+
+
+def test_every_manifest_task_writes_metrics_with_intervals(tiny_run, tiny_prepared_phantom,
+                                                          capsys):  # fmt: skip
+    args = ["evaluate", "--checkpoint", str(tiny_run), "--data",
+            f"phantom={tiny_prepared_phantom}", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    out = tiny_run / "evaluation"
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["variant"] == "n" and record["seed"] == 0
+    assert record["checkpoint"].endswith("checkpoints/final")
+    for name in (*CONTRACT, "adversarial_acc", "retrieval_f1", "probe_ft10_mean_auc",
+                 "probe_ft100_mean_auc"):  # fmt: skip
+        metric = record["metrics"][name]
+        value = metric["value"]
+        assert value is None or 0.0 <= value <= 1.0, name
+        if value is not None and metric["low"] is not None:
+            assert metric["low"] <= value <= metric["high"], name
+    assert all(record["metrics"][name]["n"] > 0 for name in CONTRACT)
+    # 5 test images: too few positives to fit a probe, reported as NaN rather than a crash
+    assert record["metrics"]["probe_ft10_mean_auc"]["value"] is None
+    for task in ("cxr_align", "retrieval", "adversarial", "normal_detection", "zeroshot",
+                 "probes"):  # fmt: skip
+        assert not pd.read_csv(out / f"{task}_phantom.csv").empty, task
+    built = json.loads((out / "cxr_align_phantom.json").read_text())["phantom"]
+    assert record["metrics"]["cxr_align_a"]["n"] == len(built)
+    assert set(pd.read_csv(out / "roc.csv")["task"]) == {"zeroshot_phantom"}
+    assert "cxr_align_a" in capsys.readouterr().out
+
+
+def test_a_second_run_reads_the_embedding_cache(tiny_run, tiny_prepared_phantom, tmp_path,
+                                               monkeypatch):  # fmt: skip
+    data = parse_data([f"phantom={tiny_prepared_phantom}"])
+    first = evaluate_module.evaluate(tiny_run, data, ["retrieval"], out=tmp_path, progress=False)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the model ran although its embeddings are cached")
+
+    monkeypatch.setattr(evaluate_module.Clip2Clinic, "embed_images", fail)
+    monkeypatch.setattr(evaluate_module.Clip2Clinic, "embed_texts", fail)
+    again = evaluate_module.evaluate(tiny_run, data, ["retrieval"], out=tmp_path, progress=False)
+    assert again["metrics"] == first["metrics"]
+    assert set(again["metrics"]) >= {"retrieval_top5", "retrieval_r1"}
+
+
+def test_reader_datasets_zero_shot_and_5x200(tiny_run, tmp_path):
+    rsna = build_rsna(tmp_path / "rsna")
+    folder = build_chexpert(tmp_path / "chexpert")
+    released = pd.read_csv(folder / "train.csv", dtype=str).iloc[[0, 1, 3, 4]]
+    released.to_csv(tmp_path / "chexpert" / "chexpert_5x200.csv", index=False)
+    data = parse_data([f"rsna={rsna}", f"chexpert5x200={tmp_path / 'chexpert'}"])
+    record = evaluate_module.evaluate(
+        tiny_run, data, parse_tasks("zeroshot,chexpert5x200,probes"), out=tmp_path / "e",
+        progress=False,
+    )  # fmt: skip
+    metrics = record["metrics"]
+    assert "zeroshot_rsna_mean_auc" in metrics and "zeroshot_mean_auc" in metrics
+    assert metrics["chexpert5x200_acc"]["n"] == 2  # the 2 of 4 listed images on disk
+    assert 0.0 <= metrics["chexpert5x200_acc"]["value"] <= 1.0
+    table = pd.read_csv(tmp_path / "e" / "zeroshot_rsna.csv")
+    assert list(table["class"]) == ["Pneumonia"]
+
+
+def test_report_summarises_evaluated_runs(tiny_run, tiny_prepared_phantom, tmp_path):
+    out = tmp_path / "results_summary.csv"
+    assert main(["evaluate", "--checkpoint", str(tiny_run), "--data", str(tiny_prepared_phantom),
+                 "--tasks", "cxr_align,retrieval", "--out", str(tmp_path / "ev"),
+                 "--quiet"]) == 0  # fmt: skip
+    assert main(["report", str(tmp_path / "ev" / "metrics.json"), "--out", str(out)]) == 0
+    summary = pd.read_csv(out)
+    assert list(summary["variant"]) == ["n"]
+    assert {"cxr_align_a", "cxr_align_a_low", "retrieval_top5"} <= set(summary.columns)
+
+
+def test_bad_arguments_are_clear_errors(tiny_run, capsys):
+    with pytest.raises(InputError, match="READER=ROOT"):
+        parse_data(["somewhere/else"])
+    with pytest.raises(InputError, match="unknown task 'zero'"):
+        parse_tasks("zero,retrieval")
+    assert main(["evaluate", "--checkpoint", str(tiny_run / "nope"), "--data", "x.parquet"]) == 2
+    assert "no such checkpoint" in capsys.readouterr().err
