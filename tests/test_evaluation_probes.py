@@ -138,6 +138,17 @@ def test_uncertain_and_unknown_labels_are_left_out_per_class():
     assert rows.loc["Pneumothorax", "n_train"] == 900
 
 
+def test_non_finite_embeddings_are_left_out_with_a_warning():
+    train, validate, test = splits(3.0)
+    embeddings = test.embeddings.copy()
+    embeddings[:10] = np.nan
+    test = ProbeSplit(embeddings, test.labels, test.groups)
+    with pytest.warns(UserWarning, match="test: 10 of 300 image embeddings are not finite"):
+        result = linear_probe(train, validate, test, CLASSES, "x", fractions=(1.0,), n_boot=FAST)
+    assert result.metrics["probe_x_ft100_mean_auc"].n == 290
+    assert (result.table.loc[result.table["seed"] == "mean", "n_test"] == 290).all()
+
+
 def test_patients_shared_between_splits_raise():
     train, validate, test = splits(1.0)
     leaky = ProbeSplit(test.embeddings, test.labels, train.groups[: len(test.labels)])
