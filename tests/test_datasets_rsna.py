@@ -90,3 +90,16 @@ def test_wrong_root_and_bad_option(tmp_path: Path, rsna_root: Path) -> None:
     assert "stage_2_train_images/PATIENTID.dcm" in str(caught.value)
     with pytest.raises(ValueError, match="split"):
         RsnaPneumonia(rsna_root, split="random")
+
+
+def test_detailed_classes_are_read_when_present(tmp_path: Path) -> None:
+    root = build_rsna(tmp_path / "rsna")
+    assert RsnaPneumonia(root).csv["detailed_class"].isna().all()
+    ids = [patient(i) for i in range(N_IMAGES)]
+    classes = ["Lung Opacity" if i % 4 < 2 else "Normal" for i in range(N_IMAGES)]
+    pd.DataFrame({"patientId": ids, "class": classes}).to_csv(
+        root / "stage_2_detailed_class_info.csv", index=False
+    )
+    frame = RsnaPneumonia(root).csv.set_index("image_id")
+    assert frame.loc[patient(1), "detailed_class"] == "Lung Opacity"
+    assert frame.loc[patient(2), "detailed_class"] == "Normal"

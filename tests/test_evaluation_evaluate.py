@@ -72,6 +72,7 @@ def test_a_second_run_reads_the_embedding_cache(tiny_run, tiny_prepared_phantom,
 
 def test_reader_datasets_zero_shot_and_5x200(tiny_run, tmp_path):
     rsna = build_rsna(tmp_path / "rsna")
+    write_detailed_classes(rsna)
     folder = build_chexpert(tmp_path / "chexpert")
     released = pd.read_csv(folder / "train.csv", dtype=str).iloc[[0, 1, 3, 4]]
     released.to_csv(tmp_path / "chexpert" / "chexpert_5x200.csv", index=False)
@@ -82,10 +83,23 @@ def test_reader_datasets_zero_shot_and_5x200(tiny_run, tmp_path):
     )  # fmt: skip
     metrics = record["metrics"]
     assert "zeroshot_rsna_mean_auc" in metrics and "zeroshot_mean_auc" in metrics
+    rsna_ab = pd.read_csv(tmp_path / "e" / "zeroshot_rsna_ab.csv")
+    rsna_test = (pd.read_csv(tmp_path / "e" / "zeroshot_rsna.csv")["n"]).item()
+    assert rsna_ab["n"].item() < rsna_test  # normal images are left out of RSNA-ab
     assert metrics["chexpert5x200_acc"]["n"] == 2  # the 2 of 4 listed images on disk
     assert 0.0 <= metrics["chexpert5x200_acc"]["value"] <= 1.0
     table = pd.read_csv(tmp_path / "e" / "zeroshot_rsna.csv")
     assert list(table["class"]) == ["Pneumonia"]
+
+
+def write_detailed_classes(root):
+    """RSNA's detailed class file: boxes -> Lung Opacity, else alternately not normal/normal."""
+    labels = pd.read_csv(root / "stage_2_train_labels.csv").drop_duplicates("patientId")
+    names = ["Lung Opacity" if t else ("Normal" if i % 2 else "No Lung Opacity / Not Normal")
+             for i, t in enumerate(labels["Target"])]  # fmt: skip
+    pd.DataFrame({"patientId": labels["patientId"], "class": names}).to_csv(
+        root / "stage_2_detailed_class_info.csv", index=False
+    )
 
 
 def test_report_summarises_evaluated_runs(tiny_run, tiny_prepared_phantom, tmp_path):

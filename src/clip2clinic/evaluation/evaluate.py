@@ -300,6 +300,12 @@ class Evaluation:
             self.timed("zeroshot", name, lambda: _zeroshot(
                 images[test], labels[test], dataset.pathologies, name, embed,
                 self.model.temperature, seed))
+        detailed = frame.get("detailed_class")
+        if "zeroshot" in tasks and detailed is not None and detailed.notna().any():
+            ab = zeroshot.rsna_ab_labels(detailed[test].fillna("Normal"))[:, None]
+            self.timed("zeroshot", f"{name}_ab", lambda: _zeroshot(
+                images[test], ab, ["Pneumonia"], f"{name}_ab", embed, self.model.temperature,
+                seed))  # RSNA-ab: pneumonia against the other abnormal images
         if "probes" in tasks and {"train", "validate", "test"} <= set(split):
             groups = frame["patient_id"].to_numpy()
             splits = {s: (images[split == s], labels[split == s], groups[split == s])

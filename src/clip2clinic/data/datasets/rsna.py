@@ -31,6 +31,9 @@ from clip2clinic.io import InputError, read_table
 
 LABELS = "stage_2_train_labels.csv"
 IMAGES = "stage_2_train_images"
+#: Optional: the detailed class of each image (Lung Opacity, No Lung Opacity / Not Normal,
+#: Normal), read into the ``detailed_class`` column when present (RSNA-ab uses it).
+DETAILED = "stage_2_detailed_class_info.csv"
 
 
 class RsnaPneumonia(XrayDataset):
@@ -40,6 +43,7 @@ class RsnaPneumonia(XrayDataset):
     layout = """\
 ROOT/
   stage_2_train_labels.csv       patientId,x,y,width,height,Target
+  stage_2_detailed_class_info.csv  patientId,class  (optional; RSNA-ab)
   stage_2_train_images/PATIENTID.dcm"""
 
     def __init__(
@@ -89,7 +93,17 @@ ROOT/
                 "view": None,
                 "path": [files.get(p) for p in per_image["patientId"]],
                 "boxes": per_image["boxes"],
+                "detailed_class": _detailed_classes(root, per_image["patientId"]),
             }
         )
         labels = per_image[["Target"]].to_numpy(dtype=np.float32)
         super().__init__(frame, ["Pneumonia"], labels, transform)
+
+
+def _detailed_classes(root: Path, patients: pd.Series) -> list[str | None]:
+    """Each image's class from the optional detailed class file (None where absent)."""
+    if not (root / DETAILED).is_file():
+        return [None] * len(patients)
+    table = read_table(root / DETAILED, required=["patientId", "class"])
+    by_patient = table.drop_duplicates("patientId").set_index("patientId")["class"]
+    return [by_patient.get(p) for p in patients]
