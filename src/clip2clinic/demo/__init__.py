@@ -1,0 +1,1 @@
+"""`clip2clinic demo`: phantom -> prepare -> train every variant -> evaluate -> summary."""

@@ -1,0 +1,212 @@
+"""The demo, end to end on two CPU cores: phantom → prepare → train each variant → evaluate →
+``results_summary.csv``.
+
+Every stage is resumable: the phantom and ``prepare`` reuse finished work, a run whose
+``checkpoints/final`` exists is not trained again (an interrupted one resumes from its newest
+checkpoint), and a run with ``evaluation/metrics.json`` is not scored again. So re-running the
+same command after an interruption only does what is left.
+
+Sizes (:data:`FULL` and :data:`QUICK`) were chosen by timing each stage on the project's
+2-core machine; see docs/demo.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clip2clinic.io import InputError, write_text_atomic
+
+#: Every variant of configs/variants, in the order of the reproduction's table.
+ALL_VARIANTS: tuple[str, ...] = (
+    "baseline", "dt", "dt_c", "n", "n_dt_c", "g", "g_dtcg", "n_g_dtcg", "softclip",
+)  # fmt: skip
+
+METRICS_FILE = "metrics.json"
+EVALUATION_DIR = "evaluation"
+SUMMARY_NAME = "results_summary.csv"
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    """How big the demo is: the phantom, the cached image size, and training per variant."""
+
+    studies: int
+    phantom_image_size: int
+    image_size: int
+    epochs: int
+    batch_size: int = 64
+    variants: tuple[str, ...] = ALL_VARIANTS
+    overrides: tuple[str, ...] = field(default_factory=tuple)
+
+
+FULL = DemoSize(studies=1000, phantom_image_size=160, image_size=128, epochs=10)
+QUICK = DemoSize(studies=400, phantom_image_size=160, image_size=128, epochs=4,
+                 variants=("baseline", "n", "n_dt_c"))
+
+
+def say(message: str, progress: bool = True) -> None:
+    """A stage line on stdout (flushed, so it interleaves with the progress bars)."""
+    if progress:
+        print(f"[demo] {message}", flush=True)
+
+
+def train_variant(manifest: str | os.PathLike, run_dir: str | os.PathLike, variant: str,
+                  seed: int = 0, overrides: Sequence[str] = (), progress: bool = True) -> Path:
+    """Train ``variant`` with the embedded preset into ``run_dir`` (resuming an interrupted
+    run, skipping a finished one); returns the final checkpoint folder."""
+    from clip2clinic.training.config import load_config, named_config
+    from clip2clinic.training.trainer import FINAL, train
+
+    final = Path(run_dir) / "checkpoints" / FINAL
+    if (final / "model.safetensors").is_file():
+        return final
+    config = load_config(
+        [named_config("preset", "embedded"), named_config("variant", variant)],
+        [f"data.manifest={manifest}", f"out={run_dir}", f"train.seed={seed}",
+         f"train.progress={str(progress).lower()}", *overrides],
+    )
+    result = train(config)
+    if not result.finished:
+        raise InputError(f"{run_dir}: training stopped at step {result.step} before the end")
+    return result.checkpoint
+
+
+@dataclass
+class DemoData:
+    """The prepared phantom the demo evaluates on: its manifest and the split to score
+    (``test``; thresholds and weights were chosen on ``validate``, never on it)."""
+
+    manifest: Path
+    split: str = "test"
+    seed: int = 0
+    _inputs: object = field(default=None, repr=False)
+
+
+# --- evaluation: the call site to wire to `clip2clinic evaluate` ------------------------------
+
+
+def evaluate_run(run_dir: str | os.PathLike, data: DemoData) -> dict:
+    """Score the final checkpoint of ``run_dir`` and write ``RUN/evaluation/metrics.json``
+    (the layout ``clip2clinic report`` reads); returns that record.
+
+    INTERIM: scores with :mod:`clip2clinic.demo.scoring` (CXR-Align A/B, a binary zero-shot
+    AUC, top-5 retrieval and normal detection on the phantom's test split) until the
+    evaluation suite's ``evaluate`` lands; then this body becomes a call to it.
+    """
+    from clip2clinic.demo.scoring import load_eval_data, score_model
+    from clip2clinic.model import ClinicCLIP
+    from clip2clinic.training.trainer import FINAL, load_run_config
+
+    run_dir = Path(run_dir)
+    config = load_run_config(run_dir)
+    checkpoint = run_dir / "checkpoints" / FINAL
+    model = ClinicCLIP.from_pretrained(checkpoint)
+    if data._inputs is None:
+        data._inputs = load_eval_data(model, data.manifest, data.split, data.seed)
+    metrics = score_model(model, data._inputs, data.seed)
+    record = {
+        "run": str(run_dir),
+        "variant": config.variant,
+        "seed": config.train.seed,
+        "checkpoint": str(checkpoint),
+        "split": data.split,
+        "scorer": "clip2clinic.demo.scoring (interim)",
+        "metrics": {name: estimate.to_dict() for name, estimate in metrics.items()},
+    }
+    write_text_atomic(json.dumps(record, indent=2), run_dir / EVALUATION_DIR / METRICS_FILE)
+    return record
+
+
+# --- summary: the call site of `clip2clinic report` --------------------------------------------
+
+
+def write_summary(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> Path:
+    """``OUT/results_summary.csv`` (one row per variant, seeds averaged), its markdown table
+    and plots, from the evaluated runs; returns the CSV's path."""
+    from clip2clinic.evaluation.summary import write_report
+
+    return write_report(run_dirs, Path(out_dir) / SUMMARY_NAME)["csv"]
+
+
+# --- the whole demo ----------------------------------------------------------------------------
+
+
+def run_demo(out: str | os.PathLike, variants: Sequence[str] | None = None, quick: bool = False,
+             seeds: int = 1, progress: bool = True, size: DemoSize | None = None) -> Path:
+    """Run the demo into ``out`` (``phantom/``, ``prepared/``, ``runs/VARIANT-seedS/``,
+    ``results_summary.csv``); returns the summary CSV. ``size`` overrides the preset sizes
+    (tests use a tiny one)."""
+    from clip2clinic.data.phantom import generate_phantom
+
+    size = size or (QUICK if quick else FULL)
+    variants = tuple(variants or size.variants)
+    unknown = [v for v in variants if v not in ALL_VARIANTS]
+    if unknown:
+        raise InputError(f"unknown variant(s) {unknown}; choose from {', '.join(ALL_VARIANTS)}")
+    if seeds < 1:
+        raise InputError(f"seeds must be >= 1, got {seeds}")
+    out = Path(out)
+    workers = max(1, os.cpu_count() or 1)
+    started = time.perf_counter()
+
+    def elapsed() -> str:
+        seconds = time.perf_counter() - started
+        return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
+
+    say(f"{len(variants)} variant(s) x {seeds} seed(s): {', '.join(variants)}; "
+        f"{size.studies} phantom studies, {size.epochs} epochs each", progress)
+    say(f"[1/5] phantom ({size.studies} studies, {size.phantom_image_size} px)", progress)
+    generate_phantom(out / "phantom", size.studies, size.phantom_image_size, seed=0,
+                     workers=workers, progress=progress)
+    say(f"[2/5] prepare ({size.image_size} px images, labels, hard negatives, graphs, text "
+        f"features)  [{elapsed()}]", progress)
+    manifest = prepare_phantom(out / "phantom", out / "prepared" / "manifest.parquet",
+                               size.image_size, workers)
+    runs = [(variant, seed, out / "runs" / f"{variant}-seed{seed}")
+            for variant in variants for seed in range(seeds)]
+    overrides = [f"train.epochs={size.epochs}", f"data.batch_size={size.batch_size}",
+                 *size.overrides]
+    for number, (variant, seed, run_dir) in enumerate(runs, 1):
+        say(f"[3/5] train {number}/{len(runs)}: {variant} (seed {seed})  [{elapsed()}]", progress)
+        train_variant(manifest, run_dir, variant, seed, overrides, progress)
+    data = DemoData(manifest)
+    for number, (variant, seed, run_dir) in enumerate(runs, 1):
+        if (run_dir / EVALUATION_DIR / METRICS_FILE).is_file():
+            continue
+        say(f"[4/5] evaluate {number}/{len(runs)}: {variant} (seed {seed})  [{elapsed()}]",
+            progress)
+        evaluate_run(run_dir, data)
+    say(f"[5/5] summary  [{elapsed()}]", progress)
+    summary = write_summary([run_dir for _, _, run_dir in runs], out)
+    say(f"done in {elapsed()}: {summary}", progress)
+    return summary
+
+
+def prepare_phantom(root: Path, manifest: Path, image_size: int, workers: int) -> Path:
+    """``prepare mimic`` of the phantom with the embedded text model (skipped when the manifest
+    was already written with the same settings)."""
+    from clip2clinic.data.prepare import PrepareOptions, cache_dir_for, prepare
+
+    options = PrepareOptions(dataset="mimic", root=str(root), out=str(manifest),
+                             image_size=image_size, workers=workers)
+    report = cache_dir_for(manifest) / "prepare_report.json"
+    if manifest.is_file() and report.is_file():
+        done = json.loads(report.read_text(encoding="utf-8"))["options"]
+        if all(done.get(k) == v for k, v in _prepare_settings(options).items()):
+            return manifest
+    prepare(options)
+    return manifest
+
+
+def _prepare_settings(options) -> dict:
+    """The options that change what ``prepare`` writes (not how many workers wrote it)."""
+    from dataclasses import asdict
+
+    settings = json.loads(json.dumps(asdict(options)))
+    settings.pop("workers")
+    return settings
