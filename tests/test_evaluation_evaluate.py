@@ -120,3 +120,12 @@ def test_bad_arguments_are_clear_errors(tiny_run, capsys):
         parse_tasks("zero,retrieval")
     assert main(["evaluate", "--checkpoint", str(tiny_run / "nope"), "--data", "x.parquet"]) == 2
     assert "no such checkpoint" in capsys.readouterr().err
+
+
+def test_validation_split_for_choosing_settings(tiny_run, tiny_prepared_phantom, tmp_path):
+    data = parse_data([f"phantom={tiny_prepared_phantom}"])
+    record = evaluate_module.evaluate(tiny_run, data, parse_tasks("retrieval,probes"),
+                                      out=tmp_path, progress=False, split="validate")
+    assert record["split"] == "validate"
+    assert "retrieval_top5" in record["metrics"]
+    assert not any(name.startswith("probe") for name in record["metrics"])  # no test peeking

@@ -242,8 +242,9 @@ class Evaluation:
     """Runs the tasks of one checkpoint on the data sources; see :func:`evaluate`."""
 
     def __init__(self, model: Clip2Clinic, data: DataSources, out: Path, seed: int,
-                 progress: bool, cache_dir: Path):  # fmt: skip
+                 progress: bool, cache_dir: Path, split: str = "test"):  # fmt: skip
         self.model, self.data, self.out, self.seed = model, data, out, seed
+        self.split = split
         self.embed = Embedder(model, cache_dir, progress)
         self.outcomes: list[Outcome] = []
 
@@ -255,7 +256,7 @@ class Evaluation:
         log.info("%s on %s: %s", task, dataset, _brief(result.metrics))
 
     def run_manifest(self, name: str, manifest: Path, tasks: Sequence[str]) -> None:
-        test = Corpus.load(name, manifest, "test", self.embed)
+        test = Corpus.load(name, manifest, self.split, self.embed)
         seed, embed = self.seed, self.embed
         if "cxr_align" in tasks:
             file = self.data.cxr_align_files.get(name)
@@ -273,7 +274,9 @@ class Evaluation:
         if "zeroshot" in tasks:
             self.timed("zeroshot", name, lambda: _zeroshot(
                 test.images, test.findings, FINDINGS, name, embed, self.model.temperature, seed))
-        if "probes" in tasks:
+        if "probes" in tasks and self.split != "test":
+            log.warning("probes skipped: they choose C on validate and score on test only")
+        elif "probes" in tasks:
             splits = {"test": (test.images, test.findings, test.frame["subject_id"])}
             for split in ("train", "validate"):
                 corpus = Corpus.load(name, manifest, split, embed)
@@ -350,10 +353,16 @@ def evaluate(
     device: str = "cpu",
     progress: bool = True,
     cache_dir: str | os.PathLike | None = None,
+    split: str = "test",
 ) -> dict[str, Any]:
     """Run ``tasks`` of ``checkpoint`` (a run dir or checkpoint folder) on ``data``; write
     ``metrics.json``, the tasks' CSVs and ``roc.csv`` into ``out`` (default
-    ``RUN/evaluation``) and return the metrics record."""
+    ``RUN/evaluation``) and return the metrics record.
+
+    ``split`` is the manifests' split the tasks score ("validate" for choosing settings, so the
+    test split stays unseen; probes then do not run)."""
+    if split not in ("test", "validate"):
+        raise InputError(f"split must be 'test' or 'validate', got {split!r}")
     checkpoint = Path(checkpoint)
     identity = run_identity(checkpoint)
     out = Path(out) if out is not None else Path(identity["run"]) / summary.EVALUATION_DIR
@@ -361,7 +370,7 @@ def evaluate(
     model = Clip2Clinic.from_pretrained(identity["checkpoint"], device=device,
                                         image_size=identity.pop("image_size"))
     cache = Path(cache_dir) if cache_dir is not None else out / "embeddings"
-    evaluation = Evaluation(model, data, out, seed, progress, cache)
+    evaluation = Evaluation(model, data, out, seed, progress, cache, split)
     for name, manifest in data.manifests.items():
         evaluation.run_manifest(name, manifest, [t for t in tasks if t in MANIFEST_TASKS])
     for name, root in data.datasets.items():
@@ -371,7 +380,8 @@ def evaluate(
 
 def write_outputs(evaluation: Evaluation, identity: dict, out: Path, fingerprint: str) -> dict:
     """Write each outcome's CSV, the ROC points and metrics.json; return the record."""
-    record: dict[str, Any] = {**identity, "fingerprint": fingerprint, "tasks": {}}
+    record: dict[str, Any] = {**identity, "fingerprint": fingerprint,
+                              "split": evaluation.split, "tasks": {}}  # fmt: skip
     for outcome in evaluation.outcomes:
         name = f"{outcome.task}_{outcome.dataset}"
         write_csv_atomic(outcome.result.table, out / f"{name}.csv")

@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cache", help="embedding cache folder (default OUT/embeddings)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the benchmark draws and the bootstrap")
+    parser.add_argument("--split", default="test", choices=("test", "validate"),
+                        help="the manifests' split to score (validate: for choosing settings; "
+                        "no probes)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
@@ -39,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     record = evaluate(args.checkpoint, parse_data(args.data), parse_tasks(args.tasks),
                       out=args.out, seed=args.seed, device=args.device,
-                      progress=not args.quiet, cache_dir=args.cache)  # fmt: skip
+                      progress=not args.quiet, cache_dir=args.cache, split=args.split)  # fmt: skip
     width = max(map(len, record["metrics"]), default=0)
     for name, m in record["metrics"].items():
         print(f"{name:<{width}}  {m['value']:.4f}  [{m['low']:.4f}, {m['high']:.4f}]  n={m['n']}")
