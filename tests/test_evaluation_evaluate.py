@@ -12,7 +12,7 @@ from training_fixtures import tiny_config
 
 from clip2clinic.cli import main
 from clip2clinic.evaluation import evaluate as evaluate_module
-from clip2clinic.evaluation.evaluate import parse_data, parse_tasks
+from clip2clinic.evaluation.evaluate import Options, parse_data, parse_tasks
 from clip2clinic.io import InputError
 from clip2clinic.training.trainer import train
 
@@ -125,7 +125,8 @@ def test_bad_arguments_are_clear_errors(tiny_run, capsys):
 def test_validation_split_for_choosing_settings(tiny_run, tiny_prepared_phantom, tmp_path):
     data = parse_data([f"phantom={tiny_prepared_phantom}"])
     record = evaluate_module.evaluate(tiny_run, data, parse_tasks("retrieval,probes"),
-                                      out=tmp_path, progress=False, split="validate")
+                                      out=tmp_path, progress=False,
+                                      options=Options(split="validate"))
     assert record["split"] == "validate"
     assert "retrieval_top5" in record["metrics"]
     assert not any(name.startswith("probe") for name in record["metrics"])  # no test peeking

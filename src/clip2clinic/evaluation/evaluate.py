@@ -48,7 +48,7 @@ from clip2clinic.evaluation import (
 )
 from clip2clinic.evaluation.classwise import blank_as_negative
 from clip2clinic.evaluation.embeddings import cached_image_embeddings, cached_text_embeddings
-from clip2clinic.evaluation.results import Estimate, TaskResult
+from clip2clinic.evaluation.results import N_BOOTSTRAP, Estimate, TaskResult
 from clip2clinic.io import InputError, as_text, write_csv_atomic, write_text_atomic
 from clip2clinic.observations import FINDINGS
 
@@ -212,10 +212,10 @@ def _normal_detection(corpus: Corpus, embed: Embedder, seed: int) -> TaskResult:
 
 def _zeroshot(
     images: np.ndarray, labels: np.ndarray, classes: Sequence[str], name: str,
-    embed: Embedder, temperature: float, seed: int,
+    embed: Embedder, temperature: float, seed: int, n_boot: int,
 ) -> tuple[TaskResult, pd.DataFrame]:  # fmt: skip
     result = zeroshot.zero_shot_binary(
-        images, labels, classes, embed, name, temperature=temperature, seed=seed
+        images, labels, classes, embed, name, temperature=temperature, seed=seed, n_boot=n_boot
     )
     scores = zeroshot.binary_scores(images, classes, embed, temperature=temperature)
     return result, roc_points(f"zeroshot_{name}", labels, scores, classes)
@@ -233,18 +233,35 @@ def roc_points(task: str, labels: np.ndarray, scores: np.ndarray, classes: Seque
     return pd.concat(frames, ignore_index=True) if frames else None
 
 
-def _probe(splits: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], classes, name, seed):
+def _probe(splits: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], classes, name,
+           options: Options) -> TaskResult:  # fmt: skip
     train, validate, test = (probes.ProbeSplit(*splits[s]) for s in ("train", "validate", "test"))
-    return probes.linear_probe(train, validate, test, classes, name, seed=seed)
+    return probes.linear_probe(train, validate, test, classes, name, seeds=options.probe_seeds,
+                               seed=options.seed, n_boot=options.n_boot)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Options:
+    """How an evaluation runs: the manifests' split, the seed of the benchmark draws and the
+    bootstrap, the bootstrap's resamples and the probes' subset seeds."""
+
+    split: str = "test"
+    seed: int = 0
+    n_boot: int = N_BOOTSTRAP
+    probe_seeds: tuple[int, ...] = probes.DEFAULT_SEEDS
+
+    def __post_init__(self) -> None:
+        if self.split not in ("test", "validate"):
+            raise InputError(f"split must be 'test' or 'validate', got {self.split!r}")
 
 
 class Evaluation:
     """Runs the tasks of one checkpoint on the data sources; see :func:`evaluate`."""
 
-    def __init__(self, model: Clip2Clinic, data: DataSources, out: Path, seed: int,
-                 progress: bool, cache_dir: Path, split: str = "test"):  # fmt: skip
-        self.model, self.data, self.out, self.seed = model, data, out, seed
-        self.split = split
+    def __init__(self, model: Clip2Clinic, data: DataSources, out: Path, options: Options,
+                 progress: bool, cache_dir: Path):  # fmt: skip
+        self.model, self.data, self.out, self.options = model, data, out, options
+        self.seed, self.split, self.n_boot = options.seed, options.split, options.n_boot
         self.embed = Embedder(model, cache_dir, progress)
         self.outcomes: list[Outcome] = []
 
@@ -273,7 +290,8 @@ class Evaluation:
             self.timed("normal_detection", name, lambda: _normal_detection(test, embed, seed))
         if "zeroshot" in tasks:
             self.timed("zeroshot", name, lambda: _zeroshot(
-                test.images, test.findings, FINDINGS, name, embed, self.model.temperature, seed))
+                test.images, test.findings, FINDINGS, name, embed, self.model.temperature, seed,
+                self.n_boot))
         if "probes" in tasks and self.split != "test":
             log.warning("probes skipped: they choose C on validate and score on test only")
         elif "probes" in tasks:
@@ -281,7 +299,7 @@ class Evaluation:
             for split in ("train", "validate"):
                 corpus = Corpus.load(name, manifest, split, embed)
                 splits[split] = (corpus.images, corpus.findings, corpus.frame["subject_id"])
-            self.timed("probes", name, lambda: _probe(splits, FINDINGS, name, seed))
+            self.timed("probes", name, lambda: _probe(splits, FINDINGS, name, self.options))
 
     def run_dataset(self, name: str, root: Path, tasks: Sequence[str]) -> None:
         dataset = open_dataset(name, root)
@@ -296,24 +314,26 @@ class Evaluation:
         if name == "chexpert5x200":
             if "chexpert5x200" in tasks:
                 self.timed("chexpert5x200", name, lambda: zeroshot.zero_shot_5x200(
-                    images, labels.argmax(axis=1), embed, dataset.pathologies, seed=seed))
+                    images, labels.argmax(axis=1), embed, dataset.pathologies, seed=seed,
+                    n_boot=self.n_boot))
             return
         test = split == "test" if (split == "test").any() else np.ones(len(frame), dtype=bool)
         if "zeroshot" in tasks:
             self.timed("zeroshot", name, lambda: _zeroshot(
                 images[test], labels[test], dataset.pathologies, name, embed,
-                self.model.temperature, seed))
+                self.model.temperature, seed, self.n_boot))
         detailed = frame.get("detailed_class")
         if "zeroshot" in tasks and detailed is not None and detailed.notna().any():
             ab = zeroshot.rsna_ab_labels(detailed[test].fillna("Normal"))[:, None]
             self.timed("zeroshot", f"{name}_ab", lambda: _zeroshot(
                 images[test], ab, ["Pneumonia"], f"{name}_ab", embed, self.model.temperature,
-                seed))  # RSNA-ab: pneumonia against the other abnormal images
+                seed, self.n_boot))  # RSNA-ab: pneumonia against the other abnormal images
         if "probes" in tasks and {"train", "validate", "test"} <= set(split):
             groups = frame["patient_id"].to_numpy()
             splits = {s: (images[split == s], labels[split == s], groups[split == s])
                       for s in ("train", "validate", "test")}  # fmt: skip
-            self.timed("probes", name, lambda: _probe(splits, dataset.pathologies, name, seed))
+            self.timed("probes", name,
+                       lambda: _probe(splits, dataset.pathologies, name, self.options))
 
     def metrics(self) -> dict[str, Estimate]:
         """Every task's metrics plus the aggregates over datasets."""
@@ -349,20 +369,18 @@ def evaluate(
     data: DataSources,
     tasks: Sequence[str] = TASKS,
     out: str | os.PathLike | None = None,
-    seed: int = 0,
+    options: Options | None = None,
     device: str = "cpu",
     progress: bool = True,
     cache_dir: str | os.PathLike | None = None,
-    split: str = "test",
 ) -> dict[str, Any]:
     """Run ``tasks`` of ``checkpoint`` (a run dir or checkpoint folder) on ``data``; write
     ``metrics.json``, the tasks' CSVs and ``roc.csv`` into ``out`` (default
     ``RUN/evaluation``) and return the metrics record.
 
-    ``split`` is the manifests' split the tasks score ("validate" for choosing settings, so the
-    test split stays unseen; probes then do not run)."""
-    if split not in ("test", "validate"):
-        raise InputError(f"split must be 'test' or 'validate', got {split!r}")
+    ``options.split`` is the manifests' split the tasks score ("validate" for choosing
+    settings, so the test split stays unseen; probes then do not run)."""
+    options = options or Options()
     checkpoint = Path(checkpoint)
     identity = run_identity(checkpoint)
     out = Path(out) if out is not None else Path(identity["run"]) / summary.EVALUATION_DIR
@@ -370,7 +388,7 @@ def evaluate(
     model = Clip2Clinic.from_pretrained(identity["checkpoint"], device=device,
                                         image_size=identity.pop("image_size"))
     cache = Path(cache_dir) if cache_dir is not None else out / "embeddings"
-    evaluation = Evaluation(model, data, out, seed, progress, cache, split)
+    evaluation = Evaluation(model, data, out, options, progress, cache)
     for name, manifest in data.manifests.items():
         evaluation.run_manifest(name, manifest, [t for t in tasks if t in MANIFEST_TASKS])
     for name, root in data.datasets.items():

@@ -32,17 +32,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", default="test", choices=("test", "validate"),
                         help="the manifests' split to score (validate: for choosing settings; "
                         "no probes)")
+    parser.add_argument("--n-boot", type=int, default=1000,
+                        help="bootstrap resamples of each interval")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from clip2clinic.evaluation.evaluate import evaluate, parse_data, parse_tasks
+    from clip2clinic.evaluation.evaluate import Options, evaluate, parse_data, parse_tasks
 
+    options = Options(split=args.split, seed=args.seed, n_boot=args.n_boot)
     record = evaluate(args.checkpoint, parse_data(args.data), parse_tasks(args.tasks),
-                      out=args.out, seed=args.seed, device=args.device,
-                      progress=not args.quiet, cache_dir=args.cache, split=args.split)  # fmt: skip
+                      out=args.out, options=options, device=args.device,
+                      progress=not args.quiet, cache_dir=args.cache)  # fmt: skip
     width = max(map(len, record["metrics"]), default=0)
     for name, m in record["metrics"].items():
         print(f"{name:<{width}}  {m['value']:.4f}  [{m['low']:.4f}, {m['high']:.4f}]  n={m['n']}")
