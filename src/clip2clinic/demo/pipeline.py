@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clip2clinic.io import InputError, write_text_atomic
+from clip2clinic.io import InputError
 
 #: Every variant of configs/variants, in the order of the reproduction's table.
 ALL_VARIANTS: tuple[str, ...] = (
@@ -76,50 +76,28 @@ def train_variant(manifest: str | os.PathLike, run_dir: str | os.PathLike, varia
     return result.checkpoint
 
 
-@dataclass
+@dataclass(frozen=True)
 class DemoData:
     """The prepared phantom the demo evaluates on: its manifest and the split to score
-    (``test``; thresholds and weights were chosen on ``validate``, never on it)."""
+    (``test``; thresholds and weights were chosen on ``validate``, never on it), the seed and
+    bootstrap resamples of the evaluation, and the embedding cache shared by the runs."""
 
     manifest: Path
     split: str = "test"
     seed: int = 0
-    _inputs: object = field(default=None, repr=False)
+    n_boot: int = 1000
+    cache: Path | None = None
 
 
-# --- evaluation: the call site to wire to `clip2clinic evaluate` ------------------------------
+def evaluate_run(run_dir: str | os.PathLike, data: DemoData, progress: bool = True) -> dict:
+    """``clip2clinic evaluate`` of ``run_dir`` on the prepared phantom, every task (the probes
+    with one subset seed, to fit the demo's time budget); writes ``RUN/evaluation/`` and
+    returns the metrics record."""
+    from clip2clinic.evaluation.evaluate import TASKS, Options, evaluate, parse_data
 
-
-def evaluate_run(run_dir: str | os.PathLike, data: DemoData) -> dict:
-    """Score the final checkpoint of ``run_dir`` and write ``RUN/evaluation/metrics.json``
-    (the layout ``clip2clinic report`` reads); returns that record.
-
-    INTERIM: scores with :mod:`clip2clinic.demo.scoring` (CXR-Align A/B, a binary zero-shot
-    AUC, top-5 retrieval and normal detection on the phantom's test split) until the
-    evaluation suite's ``evaluate`` lands; then this body becomes a call to it.
-    """
-    from clip2clinic.demo.scoring import load_eval_data, score_model
-    from clip2clinic.model import ClinicCLIP
-    from clip2clinic.training.trainer import FINAL, load_run_config
-
-    run_dir = Path(run_dir)
-    config = load_run_config(run_dir)
-    checkpoint = run_dir / "checkpoints" / FINAL
-    model = ClinicCLIP.from_pretrained(checkpoint)
-    if data._inputs is None:
-        data._inputs = load_eval_data(model, data.manifest, data.split, data.seed)
-    metrics = score_model(model, data._inputs, data.seed)
-    record = {
-        "run": str(run_dir),
-        "variant": config.variant,
-        "seed": config.train.seed,
-        "checkpoint": str(checkpoint),
-        "split": data.split,
-        "scorer": "clip2clinic.demo.scoring (interim)",
-        "metrics": {name: estimate.to_dict() for name, estimate in metrics.items()},
-    }
-    write_text_atomic(json.dumps(record, indent=2), run_dir / EVALUATION_DIR / METRICS_FILE)
-    return record
+    options = Options(split=data.split, seed=data.seed, n_boot=data.n_boot, probe_seeds=(0,))
+    return evaluate(run_dir, parse_data([f"phantom={data.manifest}"]), TASKS, options=options,
+                    progress=progress, cache_dir=data.cache)  # fmt: skip
 
 
 # --- summary: the call site of `clip2clinic report` --------------------------------------------
@@ -174,13 +152,13 @@ def run_demo(out: str | os.PathLike, variants: Sequence[str] | None = None, quic
     for number, (variant, seed, run_dir) in enumerate(runs, 1):
         say(f"[3/5] train {number}/{len(runs)}: {variant} (seed {seed})  [{elapsed()}]", progress)
         train_variant(manifest, run_dir, variant, seed, overrides, progress)
-    data = DemoData(manifest)
+    data = DemoData(manifest, cache=out / "embeddings")
     for number, (variant, seed, run_dir) in enumerate(runs, 1):
         if (run_dir / EVALUATION_DIR / METRICS_FILE).is_file():
             continue
         say(f"[4/5] evaluate {number}/{len(runs)}: {variant} (seed {seed})  [{elapsed()}]",
             progress)
-        evaluate_run(run_dir, data)
+        evaluate_run(run_dir, data, progress)
     say(f"[5/5] summary  [{elapsed()}]", progress)
     summary = write_summary([run_dir for _, _, run_dir in runs], out)
     say(f"done in {elapsed()}: {summary}", progress)
