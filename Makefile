@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: venv test lint clean-venv
+.PHONY: venv test lint demo clean-venv
 
 venv: $(VENV)/.installed
 
@@ -19,6 +19,11 @@ $(VENV)/.installed: pyproject.toml
 test: venv
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/pytest -q
+
+# The main job on the embedded default: phantom -> prepare -> 9 variants -> evaluate -> summary.
+DEMO_OUT ?= demo_out
+demo: venv
+	$(BIN)/clip2clinic demo --out $(DEMO_OUT)
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
