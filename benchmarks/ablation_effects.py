@@ -1,11 +1,11 @@
 """Does the paper's ablation shape show on the phantom? Train variants x seeds with the embedded
-preset and score them on the VALIDATION split (never test) with the demo's interim scorer.
+preset and score them on the VALIDATION split (never test) with ``clip2clinic evaluate``.
 
     .venv/bin/python benchmarks/ablation_effects.py --manifest M --runs DIR \
         --variants baseline,n,dt_c,n_dt_c,n_g_dtcg --seeds 0,1 [--set key=value ...]
 
-Prints one row per (variant, seed) with CXR-Align A (evaluation-pool negations), A with the
-training pool's wording, B, the zero-shot mean AUC, retrieval top-5 and normal detection, then
+Prints one row per (variant, seed) with CXR-Align A (evaluation-pool negations), B, the
+zero-shot mean AUC, retrieval top-5 and normal detection, then
 a table of the mean over seeds ± their standard deviation [mean of the seeds' 95% bootstrap
 bounds]. Finished runs are not trained or scored again (same --runs and --tag), so the script
 can be re-run to add seeds or variants.
@@ -22,35 +22,32 @@ from pathlib import Path
 import numpy as np
 
 from clip2clinic.demo.pipeline import train_variant
-from clip2clinic.demo.scoring import EvalData, load_eval_data, score_model
-from clip2clinic.model import ClinicCLIP
+from clip2clinic.evaluation.evaluate import Options, evaluate, parse_data
 
-METRICS = ("cxr_align_a", "cxr_align_a_train_pool", "cxr_align_b", "zeroshot_mean_auc",
-           "retrieval_top5", "normal_detection_acc")
-SHORT = ("A", "A-train", "B", "ZS AUC", "R@5", "NCD")
+METRICS = ("cxr_align_a", "cxr_align_b", "zeroshot_mean_auc", "retrieval_top5",
+           "normal_detection_acc")
+SHORT = ("A", "B", "ZS AUC", "R@5", "NCD")
+TASKS = ("cxr_align", "retrieval", "normal_detection", "zeroshot")
 
 
 class Scorer:
-    """Train-if-needed and score runs on one split, building the scorer's inputs once."""
+    """Train-if-needed and score runs on one split of one manifest."""
 
     def __init__(self, manifest: str, split: str = "validate"):
-        self.manifest, self.split = manifest, split
-        self.data: EvalData | None = None
+        self.data = parse_data([f"phantom={manifest}"])
+        self.manifest, self.options = manifest, Options(split=split)
 
     def result(self, run: Path, variant: str, seed: int, overrides: Sequence[str]) -> dict:
         """The run's scores (cached in ``run/scores_<split>.json``), training it first."""
-        scores = run / f"scores_{self.split}.json"
+        scores = run / f"scores_{self.options.split}.json"
         if not scores.is_file():
             started = time.perf_counter()
-            checkpoint = train_variant(self.manifest, run, variant, seed, overrides,
-                                       progress=False)
+            train_variant(self.manifest, run, variant, seed, overrides, progress=False)
             trained = time.perf_counter() - started
-            model = ClinicCLIP.from_pretrained(checkpoint)
-            if self.data is None:
-                self.data = load_eval_data(model, self.manifest, self.split)
-            metrics = score_model(model, self.data)
-            scores.write_text(json.dumps(
-                {"train_s": trained, **{k: v.to_dict() for k, v in metrics.items()}}))
+            record = evaluate(run, self.data, TASKS, out=run / f"evaluation_{self.options.split}",
+                              options=self.options, progress=False,
+                              cache_dir=run.parent / "embeddings")  # fmt: skip
+            scores.write_text(json.dumps({"train_s": trained, **record["metrics"]}))
         return json.loads(scores.read_text())
 
 

@@ -5,12 +5,11 @@
         [--weights "t=1,c=1;t=0.5,c=1"] --seeds 0,1 --set train.epochs=6
 
 Trains ``--variant`` (embedded preset) for every combination of the given thresholds and weight
-settings and seeds, scores each run on the validation split with the demo's interim scorer
-(clip2clinic.demo.scoring) and prints a table sorted by the selection score: the mean of
-CXR-Align Task A (evaluation-pool negations), Task B and the zero-shot mean AUC, averaged over
-seeds. The test split is never read. Finished runs are reused (same --runs), so a grid can be
-extended or given more seeds by re-running. docs/loss.md ("Defaults and the sweep") records the
-grid, the numbers and the choice.
+settings and seeds, scores each run on the validation split with ``clip2clinic evaluate`` and
+prints a table sorted by the selection score: the mean of CXR-Align Task A (evaluation-pool
+negations), Task B and the zero-shot mean AUC, averaged over seeds. The test split is never
+read. Finished runs are reused (same --runs), so a grid can be extended or given more seeds by
+re-running. docs/loss.md ("Defaults and the sweep") records the grid, the numbers and the choice.
 """
 
 from __future__ import annotations
