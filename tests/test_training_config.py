@@ -110,7 +110,7 @@ def test_overrides_parse_yaml_values():
                      "train.gradient_checkpointing=true", "model.image.config.image_size=64")
     assert config.optim.lr_heads == 3e-4 and config.train.epochs == 2
     assert config.loss.streams == ["t", "c"]
-    assert config.loss.thresholds == {"t": 0.8, "c": 0.5, "g": 0.9}  # other keys kept
+    assert config.loss.thresholds == {"t": 0.8, "c": 0.9, "g": 0.9}  # other keys kept
     assert config.data.augment is None and config.train.gradient_checkpointing
     assert config.model.image.config["image_size"] == 64
     assert config.model.image.config["patch_size"] == 8  # merged into the base, not replaced

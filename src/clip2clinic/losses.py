@@ -32,7 +32,7 @@ STREAMS = ("t", "c", "g")
 DEFAULT_TEMPERATURE = 0.1
 """Fixed logit temperature τ of the paper (App. C.4)."""
 
-DEFAULT_THRESHOLDS: dict[str, float] = {"t": 0.9, "c": 0.5, "g": 0.9}
+DEFAULT_THRESHOLDS: dict[str, float] = {"t": 0.98, "c": 0.9, "g": 0.9}
 """Our defaults for τ_t, τ_c, τ_g (the paper does not print its values).
 
 t, g: cosines of projected embeddings are high for near-duplicate reports (normal reports are
