@@ -45,8 +45,8 @@ class DemoSize:
 
 
 FULL = DemoSize(studies=1000, phantom_image_size=160, image_size=128, epochs=10)
-QUICK = DemoSize(studies=400, phantom_image_size=160, image_size=128, epochs=4,
-                 variants=("baseline", "n", "n_dt_c"))
+QUICK = DemoSize(studies=600, phantom_image_size=160, image_size=128, epochs=5,
+                 variants=("baseline", "n", "n_g_dtcg"))
 
 
 def say(message: str, progress: bool = True) -> None:
@@ -89,13 +89,19 @@ class DemoData:
     cache: Path | None = None
 
 
+#: The probes' grid of C in the demo: the standard grid without 1 and 10, whose fits take
+#: most of the probes' time on the phantom (docs/demo.md).
+DEMO_PROBE_C_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
+
+
 def evaluate_run(run_dir: str | os.PathLike, data: DemoData, progress: bool = True) -> dict:
     """``clip2clinic evaluate`` of ``run_dir`` on the prepared phantom, every task (the probes
-    with one subset seed, to fit the demo's time budget); writes ``RUN/evaluation/`` and
-    returns the metrics record."""
+    with one subset seed and C up to 0.1, to fit the demo's time budget); writes
+    ``RUN/evaluation/`` and returns the metrics record."""
     from clip2clinic.evaluation.evaluate import TASKS, Options, evaluate, parse_data
 
-    options = Options(split=data.split, seed=data.seed, n_boot=data.n_boot, probe_seeds=(0,))
+    options = Options(split=data.split, seed=data.seed, n_boot=data.n_boot, probe_seeds=(0,),
+                      probe_c_grid=DEMO_PROBE_C_GRID)
     return evaluate(run_dir, parse_data([f"phantom={data.manifest}"]), TASKS, options=options,
                     progress=progress, cache_dir=data.cache)  # fmt: skip
 

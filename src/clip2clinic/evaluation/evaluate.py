@@ -237,18 +237,20 @@ def _probe(splits: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], classes
            options: Options) -> TaskResult:  # fmt: skip
     train, validate, test = (probes.ProbeSplit(*splits[s]) for s in ("train", "validate", "test"))
     return probes.linear_probe(train, validate, test, classes, name, seeds=options.probe_seeds,
-                               seed=options.seed, n_boot=options.n_boot)  # fmt: skip
+                               c_grid=options.probe_c_grid, seed=options.seed,
+                               n_boot=options.n_boot)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Options:
     """How an evaluation runs: the manifests' split, the seed of the benchmark draws and the
-    bootstrap, the bootstrap's resamples and the probes' subset seeds."""
+    bootstrap, the bootstrap's resamples, the probes' subset seeds and their grid of C."""
 
     split: str = "test"
     seed: int = 0
     n_boot: int = N_BOOTSTRAP
     probe_seeds: tuple[int, ...] = probes.DEFAULT_SEEDS
+    probe_c_grid: tuple[float, ...] = probes.C_GRID
 
     def __post_init__(self) -> None:
         if self.split not in ("test", "validate"):
