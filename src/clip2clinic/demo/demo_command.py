@@ -12,16 +12,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="The whole method on the embedded default, on a CPU: generate the phantom "
         "corpus, prepare it, train the eight ablation variants and SoftCLIP with the embedded "
         "preset, score them on the phantom's test split and write DIR/results_summary.csv (+ a "
-        "markdown table and plots). About 15 minutes on two CPU cores; --quick about 3. "
+        "markdown table and plots). About 10 minutes on two CPU cores; --quick about 2. "
         "Re-running the same command resumes: finished steps are skipped.",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--quick", action="store_true",
                         help="a smaller phantom, shorter training and the variants baseline, n "
-                        "and n_dt_c (about 3 minutes)")
+                        "and n_g_dtcg (about 2 minutes)")
     parser.add_argument("--variants", metavar="A,B,...",
                         help="comma-separated variants to train (default: all nine; with "
-                        "--quick: baseline,n,n_dt_c)")
+                        "--quick: baseline,n,n_g_dtcg)")
     parser.add_argument("--seeds", type=int, default=1, metavar="N",
                         help="train each variant with seeds 0..N-1; the summary averages them "
                         "(default 1)")

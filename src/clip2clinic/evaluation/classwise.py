@@ -33,6 +33,22 @@ def label_matrix(labels: np.ndarray, n_classes: int, n_cases: int) -> np.ndarray
     return labels
 
 
+def finite_image_rows(embeddings: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Image embeddings as a float matrix with non-finite rows zeroed, and which rows are
+    finite (a failed image is left out of the scores, with a warning naming ``name``)."""
+    x = np.asarray(embeddings, dtype=float)
+    if x.ndim != 2:
+        raise ValueError(f"{name} image embeddings must be 2-D (images x dim), got {x.shape}")
+    finite = np.isfinite(x).all(axis=1)
+    if not finite.all():
+        warnings.warn(
+            f"{name}: {int((~finite).sum())} of {len(finite)} image embeddings are not finite; "
+            "those images are left out",
+            stacklevel=3,
+        )
+    return np.where(finite[:, None], x, 0.0), finite
+
+
 def known(labels: np.ndarray) -> np.ndarray:
     """Where a label is a usable 0 or 1 (not NaN, not -1 uncertain)."""
     return (labels == 0) | (labels == 1)

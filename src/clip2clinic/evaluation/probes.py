@@ -33,6 +33,7 @@ from sklearn.preprocessing import StandardScaler
 from clip2clinic.evaluation.classwise import (
     class_aucs,
     combine,
+    finite_image_rows,
     known,
     label_matrix,
     mean_auc_estimate,
@@ -59,19 +60,9 @@ class ProbeSplit:
     def checked(self, name: str, n_classes: int) -> ProbeSplit:
         """A copy with a 2-D float label matrix, images whose embedding is not finite left out
         (labels NaN, with a warning); a clear error when shapes disagree."""
-        x = np.asarray(self.embeddings, dtype=float)
-        if x.ndim != 2:
-            raise ValueError(f"{name} embeddings must be 2-D (images x dim), got {x.shape}")
+        x, finite = finite_image_rows(self.embeddings, name)
         labels = label_matrix(self.labels, n_classes, len(x))
-        finite = np.isfinite(x).all(axis=1)
-        if not finite.all():
-            warnings.warn(
-                f"{name}: {int((~finite).sum())} of {len(x)} image embeddings are not finite; "
-                "those images are left out",
-                stacklevel=3,
-            )
-            x = np.where(finite[:, None], x, 0.0)
-            labels = np.where(finite[:, None], labels, math.nan)
+        labels = np.where(finite[:, None], labels, math.nan)
         groups = None if self.groups is None else np.asarray(self.groups)
         if groups is not None and groups.shape != (len(x),):
             raise ValueError(f"{name} groups have shape {groups.shape}, expected ({len(x)},)")

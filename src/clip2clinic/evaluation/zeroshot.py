@@ -33,6 +33,7 @@ from scipy.special import expit
 
 from clip2clinic.evaluation.classwise import (
     combine,
+    finite_image_rows,
     known,
     label_matrix,
     mean_auc_estimate,
@@ -141,21 +142,6 @@ def _embed(texts: Sequence[str], embed_texts: TextEmbedder) -> np.ndarray:
     return vectors
 
 
-def _image_rows(image_emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings as float, and which rows are finite (a failed image is left out, counted)."""
-    image_emb = np.asarray(image_emb, dtype=float)
-    if image_emb.ndim != 2:
-        raise ValueError(f"image embeddings must be 2-D (images x dim), got {image_emb.shape}")
-    finite = np.isfinite(image_emb).all(axis=1)
-    if not finite.all():
-        warnings.warn(
-            f"{int((~finite).sum())} of {len(finite)} image embeddings are not finite; "
-            "those images are left out",
-            stacklevel=3,
-        )
-    return np.where(finite[:, None], image_emb, 0.0), finite
-
-
 def binary_scores(
     image_emb: np.ndarray,
     class_names: Sequence[str],
@@ -199,7 +185,7 @@ def zero_shot_binary(
     and ``zeroshot_<dataset>_mean_acc`` (the prompt pair's own decision, P > 0.5, per class,
     averaged). The table has one row per class.
     """
-    image_emb, finite = _image_rows(image_emb)
+    image_emb, finite = finite_image_rows(image_emb, "zero-shot")
     labels = label_matrix(labels, len(class_names), len(image_emb))
     labels = np.where(finite[:, None], labels, math.nan)
     templates = templates or default_templates()
@@ -304,7 +290,7 @@ def zero_shot_5x200(
     are used unless ``prompts_per_class`` asks for a seeded sample. Metric ``chexpert5x200_acc``;
     the table has one row per true class (its accuracy and where its images went).
     """
-    image_emb, finite = _image_rows(image_emb)
+    image_emb, finite = finite_image_rows(image_emb, "zero-shot")
     truth = np.asarray(class_index)
     if truth.shape != (len(image_emb),) or truth.dtype.kind not in "iu":
         raise ValueError(
