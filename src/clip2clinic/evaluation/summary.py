@@ -140,7 +140,8 @@ def plot_metrics(summary: pd.DataFrame, metrics: Sequence[str], target: Path) ->
 
     columns = min(3, len(metrics))
     rows = math.ceil(len(metrics) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False,
+                                layout="constrained")
     positions = np.arange(len(summary))
     for axis, metric in zip(axes.flat, metrics, strict=False):
         values = summary[metric].to_numpy(dtype=float)
@@ -153,8 +154,8 @@ def plot_metrics(summary: pd.DataFrame, metrics: Sequence[str], target: Path) ->
         axis.grid(axis="y", alpha=0.3)
     for axis in list(axes.flat)[len(metrics) :]:
         axis.set_visible(False)
-    figure.suptitle("metrics per variant (bars: 95% bootstrap intervals)", fontsize=11)
-    figure.tight_layout()
+    figure.suptitle("metrics per variant (mean over seeds; whiskers: 95% bootstrap intervals)",
+                    fontsize=11)
     _save(figure, target)
 
 
