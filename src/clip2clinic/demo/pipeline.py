@@ -76,34 +76,22 @@ def train_variant(manifest: str | os.PathLike, run_dir: str | os.PathLike, varia
     return result.checkpoint
 
 
-@dataclass(frozen=True)
-class DemoData:
-    """The prepared phantom the demo evaluates on: its manifest and the split to score
-    (``test``; thresholds and weights were chosen on ``validate``, never on it), the seed and
-    bootstrap resamples of the evaluation, and the embedding cache shared by the runs."""
-
-    manifest: Path
-    split: str = "test"
-    seed: int = 0
-    n_boot: int = 1000
-    cache: Path | None = None
-
-
 #: The probes' grid of C in the demo: the standard grid without 1 and 10, whose fits take
 #: most of the probes' time on the phantom (docs/demo.md).
 DEMO_PROBE_C_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
 
 
-def evaluate_run(run_dir: str | os.PathLike, data: DemoData, progress: bool = True) -> dict:
-    """``clip2clinic evaluate`` of ``run_dir`` on the prepared phantom, every task (the probes
-    with one subset seed and C up to 0.1, to fit the demo's time budget); writes
-    ``RUN/evaluation/`` and returns the metrics record."""
+def evaluate_run(run_dir: str | os.PathLike, manifest: Path, cache: Path,
+                 progress: bool = True) -> dict:  # fmt: skip
+    """``clip2clinic evaluate`` of ``run_dir`` on the prepared phantom's test split (thresholds
+    and weights were chosen on ``validate``, never on it), every task, embeddings cached in
+    ``cache`` for all runs; the probes use one subset seed and C up to 0.1 to fit the demo's
+    time budget. Writes ``RUN/evaluation/`` and returns the metrics record."""
     from clip2clinic.evaluation.evaluate import TASKS, Options, evaluate, parse_data
 
-    options = Options(split=data.split, seed=data.seed, n_boot=data.n_boot, probe_seeds=(0,),
-                      probe_c_grid=DEMO_PROBE_C_GRID)
-    return evaluate(run_dir, parse_data([f"phantom={data.manifest}"]), TASKS, options=options,
-                    progress=progress, cache_dir=data.cache)  # fmt: skip
+    options = Options(probe_seeds=(0,), probe_c_grid=DEMO_PROBE_C_GRID)
+    return evaluate(run_dir, parse_data([f"phantom={manifest}"]), TASKS, options=options,
+                    progress=progress, cache_dir=cache)  # fmt: skip
 
 
 # --- summary: the call site of `clip2clinic report` --------------------------------------------
@@ -158,13 +146,12 @@ def run_demo(out: str | os.PathLike, variants: Sequence[str] | None = None, quic
     for number, (variant, seed, run_dir) in enumerate(runs, 1):
         say(f"[3/5] train {number}/{len(runs)}: {variant} (seed {seed})  [{elapsed()}]", progress)
         train_variant(manifest, run_dir, variant, seed, overrides, progress)
-    data = DemoData(manifest, cache=out / "embeddings")
     for number, (variant, seed, run_dir) in enumerate(runs, 1):
         if (run_dir / EVALUATION_DIR / METRICS_FILE).is_file():
             continue
         say(f"[4/5] evaluate {number}/{len(runs)}: {variant} (seed {seed})  [{elapsed()}]",
             progress)
-        evaluate_run(run_dir, data, progress)
+        evaluate_run(run_dir, manifest, out / "embeddings", progress)
     say(f"[5/5] summary  [{elapsed()}]", progress)
     summary = write_summary([run_dir for _, _, run_dir in runs], out)
     say(f"done in {elapsed()}: {summary}", progress)
