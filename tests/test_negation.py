@@ -13,6 +13,7 @@ from clip2clinic.observations import FINDINGS
 from clip2clinic.reports.labeler import RuleLabeler
 from clip2clinic.reports.negation import (
     HardNegative,
+    SinglePositive,
     make_hard_negative,
     make_hard_negatives,
     negation_phrasings,
@@ -40,6 +41,8 @@ NORMAL = [
 ]
 SINGLE = ["Small right pleural effusion. Lungs otherwise clear.",
           "Cardiomegaly. No edema. No effusion."]
+SINGLE_CORPUS = [SinglePositive(SINGLE[1], ("Cardiomegaly",)),
+                 SinglePositive(SINGLE[0], ("Pleural Effusion",))]
 
 
 @pytest.fixture(scope="module")
@@ -158,13 +161,36 @@ def test_draws_depend_on_seed_and_row_id_not_on_row_order() -> None:
 
 
 def test_normal_reports_get_a_single_positive_corpus_report(labeler: RuleLabeler) -> None:
-    for i, report in enumerate(NORMAL):
-        hard = make_hard_negative(report, str(i), corpus_single_positive=SINGLE)
+    for i, report in enumerate(NORMAL[1:]):  # NORMAL[0] mentions both findings (below)
+        hard = make_hard_negative(report, str(i), corpus_single_positive=SINGLE_CORPUS)
         assert hard.chosen == "" and hard.omitted == report and hard.negated in SINGLE
-    drawn = {make_hard_negative(NORMAL[0], str(i), corpus_single_positive=SINGLE).negated
+    drawn = {make_hard_negative(NORMAL[1], str(i), corpus_single_positive=SINGLE_CORPUS).negated
              for i in range(30)}
     assert drawn == set(SINGLE)
     assert make_hard_negative(NORMAL[0], "x") == HardNegative("", "", NORMAL[0])
+
+
+def test_normal_reports_never_draw_a_finding_they_mention(labeler: RuleLabeler) -> None:
+    report = "No pleural effusion. Lungs are clear."
+    drawn = {make_hard_negative(report, str(i), corpus_single_positive=SINGLE_CORPUS).negated
+             for i in range(30)}
+    assert drawn == {SINGLE[1]}
+    # "heart normal in size" and "no pleural effusion" mention both findings of the corpus
+    hard = make_hard_negative(NORMAL[0], "x", corpus_single_positive=SINGLE_CORPUS)
+    assert hard == HardNegative("", "", NORMAL[0])
+
+
+def test_uncertain_only_reports_are_negated_for_training_not_for_cxr_align(
+        labeler: RuleLabeler) -> None:
+    report = "Possible early pneumonia in the right lower lobe. Heart size normal."
+    assert labeler.label(report)["Pneumonia"] == -1
+    hard = make_hard_negative(report, "u", corpus_single_positive=SINGLE_CORPUS)
+    assert hard.chosen == "Pneumonia"
+    assert labeler.label(hard.negated)["Pneumonia"] == 0
+    assert math.isnan(labeler.label(hard.omitted)["Pneumonia"])
+    positive_only = make_hard_negative(report, "u", corpus_single_positive=SINGLE_CORPUS,
+                                       uncertain_as_abnormal=False)
+    assert positive_only.chosen == "" and positive_only.omitted == report
 
 
 def test_support_devices_alone_are_abnormal_and_negated(labeler: RuleLabeler) -> None:
@@ -178,10 +204,11 @@ def test_support_devices_alone_are_abnormal_and_negated(labeler: RuleLabeler) ->
 def test_single_positive_corpus_and_its_fallbacks(labeler: RuleLabeler, caplog) -> None:
     reports = ABNORMAL + NORMAL + SINGLE + ["Possible pneumonia. Small effusion."]
     labels = [labeler.label(r) for r in reports]
-    assert single_positive_corpus(reports, labels) == sorted(SINGLE)
+    assert single_positive_corpus(reports, labels) == SINGLE_CORPUS
     several = ABNORMAL[:3] + NORMAL
     fallback = single_positive_corpus(several, [labeler.label(r) for r in several])
-    assert fallback == [ABNORMAL[1]]  # one positive finding, one uncertain
+    # one positive finding, one uncertain
+    assert fallback == [SinglePositive(ABNORMAL[1], ("Consolidation",))]
     assert "draw from those with 1 positive finding" in caplog.text
     assert single_positive_corpus(NORMAL, [labeler.label(r) for r in NORMAL]) == []
 
@@ -201,7 +228,7 @@ def test_batch_with_given_labels_matches_batch_that_labels(labeler: RuleLabeler)
 
 def test_given_labels_that_the_text_does_not_bear_out_are_not_negated() -> None:
     hard = make_hard_negative("Lungs are clear.", "x", labels={"Edema": 1.0},
-                              corpus_single_positive=SINGLE)
+                              corpus_single_positive=SINGLE_CORPUS)
     assert hard.chosen == "" and hard.negated in SINGLE
 
 

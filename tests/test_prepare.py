@@ -143,3 +143,41 @@ def phantom_frontal_files(root: Path) -> list[Path]:
         next(root.glob(f"files/p*/p{row.subject_id}/s{row.study_id}/{row.dicom_id}.jpg"))
         for row in frontal.itertuples()
     ]
+
+
+@pytest.fixture(scope="module")
+def prepared_splits(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    """A 120-study phantom prepared without text features: every split has normal studies."""
+    root = tmp_path_factory.mktemp("splits")
+    generate_phantom(root / "phantom", studies=120, image_size=32, seed=11)
+    out = root / "prepared" / "manifest.parquet"
+    prepare(PrepareOptions("mimic", str(root / "phantom"), str(out), image_size=32,
+                           text_features=False, workers=1))
+    return read_manifest(out)
+
+
+def test_no_validation_or_test_text_reaches_training(prepared_splits: pd.DataFrame) -> None:
+    manifest = prepared_splits
+    train = manifest[manifest["split"] == "train"]
+    held_out = manifest[manifest["split"] != "train"]
+    assert set(held_out["split"]) == {"validate", "test"}
+    train_texts = set(train["report"])
+    held_out_only = set(held_out["report"]) - train_texts
+    for column in ("hard_negative", "omitted"):
+        leaked = set(train[column]) & held_out_only
+        assert not leaked, f"training {column} texts found only in validation/test: {leaked}"
+    # and each held-out split draws only from its own reports
+    for split, rows in held_out.groupby("split"):
+        normal = rows[~rows["chosen"].astype(bool) & rows["hard_negative"].astype(bool)]
+        assert len(normal) > 0
+        assert set(normal["hard_negative"]) <= set(rows["report"]), split
+
+
+def test_normal_studies_never_draw_a_finding_they_mention(prepared_splits: pd.DataFrame) -> None:
+    normal = prepared_splits[~prepared_splits["chosen"].astype(bool)]
+    drawn = normal[normal["hard_negative"].astype(bool)]
+    assert len(drawn) > 0
+    own, negative = label_matrix(drawn), label_matrix(drawn, "hard_negative_labels")
+    findings = slice(1, None)  # not No Finding
+    clash = (~np.isnan(own[:, findings])) & (negative[:, findings] == 1)
+    assert not clash.any()

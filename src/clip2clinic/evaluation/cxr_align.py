@@ -70,7 +70,7 @@ def build_cxr_align(manifest_frame: pd.DataFrame, dataset_name: str, seed: int =
         report = as_text(first["report"])
         labels = _labels_of(first) if "labels" in rows.columns else None
         hard = make_hard_negative(report, str(study_id), seed, pool="eval", labels=labels,
-                                  labeler=labeler)
+                                  labeler=labeler, uncertain_as_abnormal=False)
         reason = _skip_reason(report, hard.chosen, hard.omitted)
         if reason:
             skipped[reason] += 1

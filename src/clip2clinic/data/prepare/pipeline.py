@@ -18,7 +18,7 @@ from clip2clinic.data.prepare.image_stage import run_image_stage
 from clip2clinic.data.prepare.report_stage import run_report_stage
 from clip2clinic.data.prepare.text_stage import run_text_stage, text_table
 from clip2clinic.embedded import MINILM_SOURCE
-from clip2clinic.io import write_text_atomic
+from clip2clinic.io import InputError, write_text_atomic
 from clip2clinic.observations import CHEXPERT_CLASSES
 
 log = logging.getLogger(__name__)
@@ -80,11 +80,19 @@ def prepare(options: PrepareOptions) -> dict[str, Any]:
 
 
 def _studies(dataset) -> pd.DataFrame:
-    """One row per study with its raw report (read once, from the first image's row)."""
+    """One row per study with its split and raw report (read once, from the first image's
+    row). A study whose images lie in different splits is an error: splits are by patient."""
     frame = dataset.frame
+    splits_per_study = frame.groupby("study_id")["split"].nunique()
+    if (splits_per_study > 1).any():
+        study = splits_per_study[splits_per_study > 1].index[0]
+        raise InputError(f"{dataset.name}: study {study} has images in several splits "
+                         f"({sorted(set(frame.loc[frame['study_id'] == study, 'split']))}); "
+                         "splits must be by patient")
     first = frame.drop_duplicates("study_id").index
     return pd.DataFrame({
         "study_id": frame.loc[first, "study_id"].to_numpy(),
+        "split": frame.loc[first, "split"].to_numpy(),
         "report_raw": [dataset.report(i) or "" for i in first],
     })
 

@@ -4,10 +4,16 @@ Abnormal report (at least one of the 13 findings positive; Support Devices count
 paper's CheXbert step picks among "positive findings, diseases, or medical devices"): one
 positive observation is chosen at random, every statement about it is removed (``omitted``,
 r^r), and a negative statement about it from a phrasing pool is inserted at the beginning,
-middle or end (``negated``, r^n).
+middle or end (``negated``, r^n). A report whose findings are all uncertain ("possible
+pneumonia") is abnormal too for training (``uncertain_as_abnormal``): one uncertain finding is
+negated the same way. CXR-Align keeps the paper's positive findings only.
 
-Normal report (no positive finding): a report of the corpus with exactly one positive finding
-is its hard negative (``negated``); ``chosen`` is empty and ``omitted`` is the report itself.
+Normal report (no positive or uncertain finding): a report of the corpus with exactly one
+positive finding is its hard negative (``negated``), drawn among those whose finding the normal
+report does not mention at all (so "No pneumothorax." never draws "Small pneumothorax.");
+``chosen`` is empty and ``omitted`` is the report itself. The corpus is the caller's: prepare
+passes the single-positive reports of the row's own split, so no validation or test text
+reaches training.
 
 Every random draw comes from a generator seeded by (seed, row id), so a row's result does not
 depend on the order of rows or on how a corpus is split across processes.
@@ -21,6 +27,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -38,6 +45,14 @@ log = logging.getLogger(__name__)
 
 POSITIONS: tuple[str, ...] = ("beginning", "middle", "end")
 COLUMNS: tuple[str, ...] = ("chosen", "negated", "omitted")
+
+
+class SinglePositive(NamedTuple):
+    """A report that normal reports may draw as their hard negative, with its positive
+    finding(s) (one, except in the fallback of :func:`single_positive_corpus`)."""
+
+    text: str
+    findings: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,20 @@ def positive_findings(labels: Labels) -> list[str]:
     return [o for o in FINDINGS if labels.get(o) == POSITIVE]
 
 
+def findings_to_negate(labels: Labels, uncertain_as_abnormal: bool = True) -> list[str]:
+    """The findings one of which is negated: the positive ones or, when there are none and
+    ``uncertain_as_abnormal``, the uncertain ones. Empty for a normal report."""
+    positives = positive_findings(labels)
+    if positives or not uncertain_as_abnormal:
+        return positives
+    return [o for o in FINDINGS if labels.get(o) == UNCERTAIN]
+
+
+def mentioned_findings(labels: Labels) -> set[str]:
+    """The findings a report mentions at all (labelled anything but blank)."""
+    return {o for o in FINDINGS if not math.isnan(_as_float(labels.get(o)))}
+
+
 def insert_statement(report: str, statement: str, position: str,
                      rng: np.random.Generator) -> str:
     """``report`` with ``statement`` (a whole sentence) before its first sentence, between two
@@ -88,42 +117,45 @@ def insert_statement(report: str, statement: str, position: str,
 
 
 def make_hard_negative(report: str, row_id: str, seed: int = 0, pool: str = "train",
-                       corpus_single_positive: Sequence[str] = (),
+                       corpus_single_positive: Sequence[SinglePositive] = (),
                        labels: Labels | None = None,
                        mentions: Sequence[Mention] | None = None,
-                       labeler: RuleLabeler | None = None) -> HardNegative:
+                       labeler: RuleLabeler | None = None,
+                       uncertain_as_abnormal: bool = True) -> HardNegative:
     """The hard negative of one (already cleaned) report.
 
     ``corpus_single_positive``: reports with exactly one positive finding, in a canonical order
-    (see :func:`single_positive_corpus`); one is drawn for a normal report, whose ``negated`` is
-    "" when the sequence is empty. ``mentions``: the rule labeler's mentions of ``report`` when
-    already computed. ``labels``: its labels, which let a normal report skip labelling; an
-    abnormal one is decided by its mentions.
+    (see :func:`single_positive_corpus`); a normal report draws one whose finding it does not
+    mention, and its ``negated`` is "" when there is none. ``mentions``: the rule labeler's
+    mentions of ``report`` when already computed. ``labels``: its labels, which let a normal
+    report skip labelling; an abnormal one is decided by its mentions.
+    ``uncertain_as_abnormal``: negate an uncertain finding of a report with no positive one.
     """
     report = as_text(report)
     labeler = labeler or default_labeler()
     rng = row_rng(seed, as_text(row_id))
-    if labels is None or positive_findings(labels):  # given labels spare normal reports
+    if labels is None or findings_to_negate(labels, uncertain_as_abnormal):
         mentions = labeler.mentions(report) if mentions is None else mentions
         labels = aggregate(mentions)  # the mentions that removal works on decide
-    positives = positive_findings(labels)
-    if not positives:
-        if not corpus_single_positive:
+    candidates = findings_to_negate(labels, uncertain_as_abnormal)
+    if not candidates:
+        mentioned = mentioned_findings(labels)
+        eligible = [s.text for s in corpus_single_positive if not mentioned & set(s.findings)]
+        if not eligible:
             return HardNegative("", "", report)
-        drawn = corpus_single_positive[int(rng.integers(len(corpus_single_positive)))]
-        return HardNegative("", drawn, report)
-    chosen, omitted = _choose(report, positives, mentions, labeler, rng)
+        return HardNegative("", eligible[int(rng.integers(len(eligible)))], report)
+    chosen, omitted = _choose(report, candidates, mentions, labeler, rng)
     phrasings = negation_phrasings(chosen, pool)
     statement = phrasings[int(rng.integers(len(phrasings)))]
     position = POSITIONS[int(rng.integers(len(POSITIONS)))]
     return HardNegative(chosen, insert_statement(omitted, statement, position, rng), omitted)
 
 
-def _choose(report: str, positives: Sequence[str], mentions: Sequence[Mention],
+def _choose(report: str, candidates: Sequence[str], mentions: Sequence[Mention],
             labeler: RuleLabeler, rng: np.random.Generator) -> tuple[str, str]:
     """The observation to negate and the report without it: the first, in a random order, whose
     removal leaves every other label as it was (when none does, the first drawn)."""
-    order = [positives[i] for i in rng.permutation(len(positives))]
+    order = [candidates[i] for i in rng.permutation(len(candidates))]
     first = None
     for observation in order:
         omission = omit_observation(report, observation, mentions, labeler)
@@ -134,30 +166,33 @@ def _choose(report: str, positives: Sequence[str], mentions: Sequence[Mention],
 
 
 def single_positive_corpus(reports: Sequence[str],
-                           labels: Sequence[Labels]) -> list[str]:
-    """Reports to draw normal reports' hard negatives from, sorted (so the draw does not
-    depend on row order).
+                           labels: Sequence[Labels]) -> list[SinglePositive]:
+    """Reports to draw normal reports' hard negatives from, with their positive findings,
+    sorted (so the draw does not depend on row order).
 
     Those with exactly one positive finding and no uncertain one. If there are none, the
     reports with the fewest positive findings (uncertain ones allowed) stand in, with a
     warning; if no report has a positive finding, the list is empty.
     """
-    counts = [sum(row.get(o) == POSITIVE for o in FINDINGS) for row in labels]
-    single = [text for text, row, count in zip(reports, labels, counts, strict=True)
-              if count == 1 and not any(row.get(o) == UNCERTAIN for o in FINDINGS)]
+    positives = [tuple(positive_findings(row)) for row in labels]
+    single = [SinglePositive(text, found)
+              for text, row, found in zip(reports, labels, positives, strict=True)
+              if len(found) == 1 and not any(row.get(o) == UNCERTAIN for o in FINDINGS)]
     if single:
         return sorted(single)
-    fewest = min((c for c in counts if c > 0), default=0)
+    fewest = min((len(found) for found in positives if found), default=0)
     if fewest == 0:
         log.warning("no report has a positive finding: normal reports get no hard negative")
         return []
     log.warning("no report has exactly one positive finding and no uncertain one; normal "
                 "reports draw from those with %d positive finding(s)", fewest)
-    return sorted(text for text, c in zip(reports, counts, strict=True) if c == fewest)
+    return sorted(SinglePositive(text, found)
+                  for text, found in zip(reports, positives, strict=True) if len(found) == fewest)
 
 
 def make_hard_negatives(reports: Sequence[str], row_ids: Sequence[str], seed: int = 0,
-                        pool: str = "train", corpus_single_positive: Sequence[str] | None = None,
+                        pool: str = "train",
+                        corpus_single_positive: Sequence[SinglePositive] | None = None,
                         labels: pd.DataFrame | None = None,
                         labeler: RuleLabeler | None = None,
                         progress: bool = False) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from clip2clinic.io import as_text, read_table
-from clip2clinic.observations import FINDINGS, NEGATIVE, POSITIVE
+from clip2clinic.observations import FINDINGS, NEGATIVE, POSITIVE, UNCERTAIN
 from clip2clinic.reports.labeler import Mention, RuleLabeler
 from clip2clinic.reports.labeler.aggregate import aggregate
 from clip2clinic.reports.negation.removal import belongs_to
@@ -32,7 +32,8 @@ def _same(a: float, b: float) -> bool:
 def score_hard_negatives(reports: Sequence[str], negatives: pd.DataFrame,
                          labeler: RuleLabeler) -> pd.DataFrame:
     """One row per report: the report, the hard negative's columns and, for abnormal rows,
-    ``ok`` (the criterion), its parts ``chosen_negated``, ``others_kept``, ``omitted_clean``,
+    ``ok`` (the criterion), its parts ``chosen_negated`` (positive or, for an uncertain-only
+report, uncertain before; negative after), ``others_kept``, ``omitted_clean``,
     ``changed`` (the other findings whose label changed), ``failure`` (a category) and
     ``no_finding_on``; for normal rows ``single_positive`` (the drawn report has exactly one
     positive finding). Every text is labelled from scratch."""
@@ -49,7 +50,8 @@ def score_hard_negatives(reports: Sequence[str], negatives: pd.DataFrame,
         if chosen:
             changed = [o for o in FINDINGS if o != chosen and not _same(before[o], after[o])]
             row.update(
-                chosen_negated=before[chosen] == POSITIVE and after[chosen] == NEGATIVE,
+                chosen_negated=before[chosen] in (POSITIVE, UNCERTAIN)
+                and after[chosen] == NEGATIVE,
                 others_kept=not changed,
                 omitted_clean=math.isnan(omitted[chosen]),
                 changed=", ".join(changed),
