@@ -20,6 +20,8 @@ from clip2clinic.losses import (
     clinic_loss,
     clinic_loss_distributed,
     clinic_loss_terms,
+    clinical_vectors,
+    own_negation_pairs,
     soft_targets,
     softclip_loss,
     softclip_loss_distributed,
@@ -52,8 +54,9 @@ def ref_dot(a, b):
     return sum(x * y for x, y in zip(a, b, strict=True))
 
 
-def ref_soft_targets(rows, tau):
-    """Eqs. 3-5: thresholded, rescaled similarity, diagonal 1, rows summing to 1."""
+def ref_soft_targets(rows, tau, excluded=()):
+    """Eqs. 3-5: thresholded, rescaled similarity, diagonal 1, rows summing to 1; the (i, j)
+    pairs in ``excluded`` get no target."""
     x = ref_unit(rows)
     n = len(x)
     y = [[0.0] * n for _ in range(n)]
@@ -62,7 +65,7 @@ def ref_soft_targets(rows, tau):
             s = min(1.0, ref_dot(x[i], x[j]))
             if i == j:
                 y[i][j] = 1.0
-            elif s > tau:
+            elif s > tau and (i, j) not in excluded:
                 y[i][j] = (s - tau) / (1 - tau)
         total = sum(y[i])
         y[i] = [v / total for v in y[i]]
@@ -86,7 +89,8 @@ def ref_logits(rows, cols, tau):
 
 
 def ref_clinic_loss(image, text, text_neg=None, graph=None, graph_neg=None, clinical=None,
-                    clinical_neg=None, streams=(), thresholds=None, weights=None, tau=0.1):
+                    clinical_neg=None, streams=(), thresholds=None, weights=None, tau=0.1,
+                    image_graph="all", zero_own_negation=False):
     th = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
     w = {**DEFAULT_WEIGHTS, **(weights or {})}
     b = len(image)
@@ -95,8 +99,10 @@ def ref_clinic_loss(image, text, text_neg=None, graph=None, graph_neg=None, clin
     n = len(reports)
     source = {"t": reports, "c": None if clinical is None else clinical + (clinical_neg or []),
               "g": graphs}
+    own = ({(i, i + b) for i in range(b)} | {(i + b, i) for i in range(b)}
+           if zero_own_negation and text_neg else set())
     if streams:
-        targets = [(w[s], ref_soft_targets(source[s], th[s])) for s in streams]
+        targets = [(w[s], ref_soft_targets(source[s], th[s], own)) for s in streams]
     else:
         targets = [(1.0, [[1.0 if i == j else 0.0 for j in range(n)] for i in range(n)])]
 
@@ -112,7 +118,10 @@ def ref_clinic_loss(image, text, text_neg=None, graph=None, graph_neg=None, clin
     loss = term(ref_logits(image, reports, tau), first_rows)
     loss += term(ref_logits(text, image, tau), originals)
     if graphs is not None:
-        loss += term(ref_logits(image, graphs, tau), first_rows)
+        if image_graph == "all":
+            loss += term(ref_logits(image, graphs, tau), first_rows)
+        else:  # the B originals' graphs only, as Eq. 2
+            loss += term(ref_logits(image, graph, tau), originals)
         loss += term(ref_logits(graph, image, tau), originals)
         loss += term(ref_logits(reports, graphs, tau), lambda y: y)
         loss += term(ref_logits(graphs, reports, tau), lambda y: y)
@@ -228,6 +237,47 @@ def test_matches_loop_reference(variant):
     expected = ref_clinic_loss(**lists, streams=streams, thresholds=thresholds, weights=weights)
     got = clinic_loss(**inputs, streams=streams, thresholds=thresholds, weights=weights)
     assert got.item() == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("image_graph", ["all", "originals"])
+@pytest.mark.parametrize("zero_own_negation", [False, True])
+def test_open_readings_match_loop_reference(image_graph, zero_own_negation):
+    inputs = make_batch()
+    streams, thresholds = ("t", "c", "g"), {"t": 0.3, "c": 0.2, "g": 0.25}
+    expected = ref_clinic_loss(**as_lists(inputs), streams=streams, thresholds=thresholds,
+                               image_graph=image_graph, zero_own_negation=zero_own_negation)
+    terms = clinic_loss_terms(**inputs, streams=streams, thresholds=thresholds,
+                              image_graph=image_graph, zero_own_negation=zero_own_negation)
+    assert torch.stack(list(terms.values())).sum().item() == pytest.approx(expected, rel=1e-5)
+    default = clinic_loss_terms(**inputs, streams=streams, thresholds=thresholds)
+    # each reading changes the loss: the image→graph term, or every soft term
+    assert (terms["i2g"] != default["i2g"]) == (image_graph == "originals" or zero_own_negation)
+    assert torch.allclose(terms["t2i"], default["t2i"])  # Eq. 2 never sees the negatives
+
+
+def test_zero_own_negation_removes_only_the_pair_targets():
+    text = unit(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+    negatives = unit(torch.tensor([[1.0, 0.05], [0.05, 1.0]]))  # each near its own report
+    reports = torch.cat([text, negatives])
+    plain = soft_targets(reports, 0.9)
+    zeroed = soft_targets(reports, 0.9, own_negation_pairs(2))
+    assert plain[0, 2] > 0 and plain[2, 0] > 0
+    assert zeroed[0, 2] == 0 and zeroed[2, 0] == 0 and zeroed[1, 3] == 0
+    assert torch.allclose(zeroed, torch.eye(4))
+
+
+def test_a_learned_temperature_tensor_is_accepted_and_gets_a_gradient():
+    inputs = make_batch()
+    log_t = torch.tensor(math.log(0.1), requires_grad=True)
+    loss = clinic_loss(**inputs, streams=("t", "c"), temperature=log_t.exp())
+    assert loss.item() == pytest.approx(clinic_loss(**inputs, streams=("t", "c")).item(),
+                                        rel=1e-6)
+    loss.backward()
+    assert log_t.grad is not None and log_t.grad != 0
+    assert softclip_loss(inputs["image"], inputs["text"], temperature=log_t.exp()).item() > 0
+    for bad in (torch.tensor(-0.1), torch.tensor(float("nan")), torch.ones(2)):
+        with pytest.raises(ValueError, match="temperature"):
+            clinic_loss(**inputs, temperature=bad)
 
 
 def test_terms_are_the_six_directions_and_sum_to_the_loss():
@@ -454,3 +504,44 @@ def test_distributed_wrappers_equal_plain_losses_without_a_process_group():
                        clinic_loss(**d, streams=streams))
     assert torch.equal(softclip_loss_distributed(d["image"], d["text"], alpha=0.1),
                        softclip_loss(d["image"], d["text"], alpha=0.1))
+
+
+# --- the clinical vector (Eq. 3): how CheXpert outputs become C ---------------------------------
+
+NAN = float("nan")
+
+
+def _row(**values):
+    """A 14-value CheXpert row (blank unless given), keyed by column index."""
+    row = [NAN] * 14
+    for index, value in values.items():
+        row[int(index[1:])] = value
+    return row
+
+
+def test_clinical_encodings_tell_a_negated_finding_from_a_normal_report():
+    normal = _row(c0=1.0)  # No Finding
+    negated = _row(c0=1.0, c9=0.0)  # "No pneumothorax."
+    positive = _row(c9=1.0)
+    uncertain = _row(c9=-1.0)
+    labels = torch.tensor([normal, negated, positive, uncertain]).numpy()
+    binary = clinical_vectors(labels, 0.5, "binary")
+    assert (binary[0] == binary[1]).all()  # today's reading: identical
+    unit_binary = F.normalize(torch.from_numpy(binary), dim=-1)
+    assert torch.allclose(unit_binary[2], unit_binary[3])  # 0.5·e_X normalises to e_X
+    signed = clinical_vectors(labels, 0.5, "signed")
+    assert signed[1, 9] == -1 and signed[1, 0] == 1 and signed[0, 9] == 0
+    assert signed[3, 9] == 0.5
+    onehot = clinical_vectors(labels, 0.5, "onehot")
+    assert onehot.shape == (4, 42)
+    assert onehot[1, 0] == 1 and onehot[1, 14 + 9] == 1 and onehot[3, 28 + 9] == 1
+    unit_onehot = F.normalize(torch.from_numpy(onehot), dim=-1)
+    for encoded in (unit_onehot, F.normalize(torch.from_numpy(signed), dim=-1)):
+        assert not torch.allclose(encoded[0], encoded[1])
+    assert not torch.allclose(unit_onehot[2], unit_onehot[3])  # uncertain is not positive
+    # the clinical stream at τ_c 0.9 shares a target between normal and negated only in binary
+    for encoded, shared in ((binary, True), (signed, False), (onehot, False)):
+        y = soft_targets(torch.from_numpy(encoded[:2]), 0.9)
+        assert (y[0, 1] > 0).item() == shared
+    with pytest.raises(ValueError, match="unknown clinical encoding"):
+        clinical_vectors(labels, 0.5, "ternary")

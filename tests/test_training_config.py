@@ -176,3 +176,14 @@ def test_cli_needs_a_config(capsys):
     assert "give --config FILE" in capsys.readouterr().err
     assert main(["train", "--preset", "embedded", "--variant", "baseline"]) == 2
     assert "data.manifest: no manifest given" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("loss.clinical_encoding=ternary", "loss.clinical_encoding: 'ternary' is not one of"),
+    ("loss.image_graph=some", "loss.image_graph: 'some' is not one of"),
+    ("loss.zero_own_negation=maybe", "loss.zero_own_negation: expected true or false"),
+])  # fmt: skip
+def test_open_readings_are_validated(override, message):
+    with pytest.raises(InputError, match=message):
+        load_config([named_config("preset", "embedded"), named_config("variant", "n_g_dtcg")],
+                    [override])

@@ -217,3 +217,28 @@ def test_two_processes_train_like_one_on_the_global_batch(tiny_prepared_phantom,
     assert one.keys() == two.keys()
     for name in one:
         torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-4, msg=name)
+
+
+def test_a_learned_temperature_trains_is_clamped_and_saved(tiny_prepared_phantom, tmp_path):
+    config = tiny_config(tmp_path, tiny_prepared_phantom, "n_g_dtcg", "train.stop_after_steps=2",
+                         "model.learn_temperature=true", "model.temperature=0.0101",
+                         "optim.lr_heads=0.5")  # fmt: skip
+    result = train(config)
+    model = ClinicCLIP.from_pretrained(result.checkpoint)
+    learned = float(model.temperature)
+    assert learned != pytest.approx(0.0101, rel=1e-6)  # it moved ...
+    assert 0.01 - 1e-7 <= learned <= 1.0  # ... within open_clip's bounds
+
+
+@pytest.mark.parametrize("options", [
+    ("loss.clinical_encoding=signed",), ("loss.clinical_encoding=onehot",),
+    ("loss.image_graph=originals", "loss.zero_own_negation=true"),
+])  # fmt: skip
+def test_the_open_readings_train(options, tiny_prepared_phantom, tmp_path):
+    config = tiny_config(tmp_path, tiny_prepared_phantom, "n_g_dtcg", "train.stop_after_steps=2",
+                         *options)
+    trainer = Trainer(config)
+    width = 42 if "onehot" in options[0] else 14
+    assert trainer.dataset.clinical.shape[1] == width
+    assert trainer.fit().step == 2
+    assert all(math.isfinite(v) for v in losses(tmp_path / "run"))

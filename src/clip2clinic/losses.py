@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -52,15 +53,48 @@ SOFTCLIP_NEG_WEIGHT = 1.0
 """SoftCLIP: weight of the neg-KL term (the KL over the negatives only)."""
 
 
+# --- the clinical vector (Eq. 3) ---------------------------------------------------------
+
+
+CLINICAL_ENCODINGS = ("binary", "signed", "onehot")
+"""How CheXpert outputs become the clinical vector C of Eq. 3 (the paper does not say;
+docs/loss.md, "The clinical vector"): ``binary`` positive 1, uncertain ``uncertain``, negative
+and blank 0; ``signed`` positive 1, negative −1, uncertain ``uncertain``, blank 0; ``onehot``
+three indicators per observation (positive, negative, uncertain), blank all 0."""
+
+
+def clinical_vectors(labels: np.ndarray, uncertain: float, encoding: str = "binary"
+                     ) -> np.ndarray:
+    """CheXpert label rows (1 positive, 0 negative, -1 uncertain, NaN not mentioned) as the
+    clinical vectors of stream c, in one of :data:`CLINICAL_ENCODINGS` (N×14, or N×42 for
+    ``onehot``: the positive, negative and uncertain indicators side by side)."""
+    if encoding == "onehot":
+        return np.concatenate([labels == 1, labels == 0, labels == -1], axis=1).astype(np.float32)
+    if encoding not in CLINICAL_ENCODINGS:
+        raise ValueError(f"unknown clinical encoding {encoding!r}; use {CLINICAL_ENCODINGS}")
+    vectors = np.zeros(labels.shape, dtype=np.float32)
+    vectors[labels == 1] = 1.0
+    vectors[labels == -1] = uncertain
+    if encoding == "signed":
+        vectors[labels == 0] = -1.0
+    return vectors
+
+
 # --- soft targets (Eqs. 3-5, 8-9) -------------------------------------------------------------
 
 
-def soft_targets(features: Tensor, threshold: float) -> Tensor:
+IMAGE_GRAPH_COLUMNS = ("all", "originals")
+"""Columns of the image→graph logits: all N graphs (as image→text, Eq. 1) or the B originals'
+graphs only (reading "as in Eq. 2" for the graph-related logits); docs/loss.md."""
+
+
+def soft_targets(features: Tensor, threshold: float, exclude: Tensor | None = None) -> Tensor:
     """Row-normalised thresholded self-similarity ŷ of N items (Eqs. 3-5, 8-9).
 
     ``S = X Xᵀ`` with X the L2-normalised, detached rows of ``features`` (an all-zero row stays
-    zero); ``y = (S − τ)/(1 − τ)`` where ``S > τ`` else 0; the diagonal is 1 by definition; rows
-    are normalised to sum 1. With ``threshold >= 1`` the targets are the identity.
+    zero); ``y = (S − τ)/(1 − τ)`` where ``S > τ`` else 0; entries where the boolean N×N
+    ``exclude`` is true are 0; the diagonal is 1 by definition; rows are normalised to sum 1.
+    With ``threshold >= 1`` the targets are the identity.
     """
     x = F.normalize(features.detach().float(), dim=-1)
     sim = (x @ x.T).clamp(-1.0, 1.0)
@@ -68,8 +102,20 @@ def soft_targets(features: Tensor, threshold: float) -> Tensor:
         y = torch.zeros_like(sim)
     else:
         y = torch.where(sim > threshold, (sim - threshold) / (1.0 - threshold), 0.0)
+    if exclude is not None:
+        y = y.masked_fill(exclude, 0.0)
     y.fill_diagonal_(1.0)
     return y / y.sum(dim=-1, keepdim=True)
+
+
+def own_negation_pairs(batch: int, device: torch.device | str = "cpu") -> Tensor:
+    """The 2B×2B boolean mask of (report, its own hard negative) pairs, both ways, in the
+    report index order [originals; negatives]."""
+    mask = torch.zeros(2 * batch, 2 * batch, dtype=torch.bool, device=device)
+    index = torch.arange(batch, device=device)
+    mask[index, index + batch] = True
+    mask[index + batch, index] = True
+    return mask
 
 
 def _renormalise_rows(target: Tensor) -> Tensor:
@@ -149,6 +195,15 @@ def _check_positive(name: str, value: float) -> None:
         raise ValueError(f"{name} must be a positive number, got {value!r}")
 
 
+def _check_temperature(value: float | Tensor) -> None:
+    """A positive number, or a positive finite scalar tensor (a learned temperature)."""
+    if isinstance(value, Tensor):
+        if value.numel() != 1 or not (math.isfinite(float(value)) and float(value) > 0):
+            raise ValueError(f"temperature must be a positive finite scalar, got {value!r}")
+        return
+    _check_positive("temperature", value)
+
+
 def _check_clinic_inputs(image, text, text_neg, graph, graph_neg, clinical, clinical_neg,
                          streams, temperature) -> tuple[str, ...]:
     """Validate the arguments of :func:`clinic_loss`; return the streams as a tuple."""
@@ -179,7 +234,7 @@ def _check_clinic_inputs(image, text, text_neg, graph, graph_neg, clinical, clin
         raise ValueError("stream 'c' with text_neg needs clinical_neg (the negatives' labels)")
     if "g" in streams and graph is None:
         raise ValueError("stream 'g' needs graph (the graph embeddings)")
-    _check_positive("temperature", temperature)
+    _check_temperature(temperature)
     devices = {t.device for t in (image, text, text_neg, graph, graph_neg, clinical, clinical_neg)
                if t is not None}
     if len(devices) > 1:
@@ -208,15 +263,25 @@ def clinic_loss_terms(
     streams: Iterable[str] = (),
     thresholds: Mapping[str, float] | None = None,
     weights: Mapping[str, float] | None = None,
-    temperature: float = DEFAULT_TEMPERATURE,
+    temperature: float | Tensor = DEFAULT_TEMPERATURE,
+    *,
+    image_graph: str = "all",
+    zero_own_negation: bool = False,
 ) -> dict[str, Tensor]:
     """The terms of :func:`clinic_loss`, one per direction, each Σ_s w_s · L_s.
 
     Keys: ``i2t``, ``t2i`` and, with a graph, ``i2g``, ``g2i``, ``t2g``, ``g2t``
     (i: image, t: text, g: graph; ``a2b`` has rows a and columns b). Their sum is the loss.
+    Two open readings of the paper (docs/loss.md): ``image_graph`` ("all": image→graph logits
+    over all N graphs, as image→text; "originals": over the B originals' graphs, target
+    ŷ[:B, :B] renormalised) and ``zero_own_negation`` (a labelled deviation, off by default:
+    no soft target between a report and its own hard negative). ``temperature`` may be a
+    learned scalar tensor.
     """
     streams = _check_clinic_inputs(image, text, text_neg, graph, graph_neg, clinical,
                                    clinical_neg, streams, temperature)
+    if image_graph not in IMAGE_GRAPH_COLUMNS:
+        raise ValueError(f"image_graph must be one of {IMAGE_GRAPH_COLUMNS}, got {image_graph!r}")
     thresholds = _merge_defaults("thresholds", thresholds, DEFAULT_THRESHOLDS, -1.0, 1.0)
     weights = _merge_defaults("weights", weights, DEFAULT_WEIGHTS, 0.0, math.inf)
     batch = image.shape[0]
@@ -225,8 +290,11 @@ def clinic_loss_terms(
         reports = F.normalize(_stack(text, text_neg).float(), dim=-1)
         graphs = None if graph is None else F.normalize(_stack(graph, graph_neg).float(), dim=-1)
         sources = {"t": reports, "c": _stack(clinical, clinical_neg), "g": graphs}
+        exclude = (own_negation_pairs(batch, image.device)
+                   if zero_own_negation and text_neg is not None else None)
         if streams:
-            targets = [(weights[s], soft_targets(sources[s], thresholds[s])) for s in streams]
+            targets = [(weights[s], soft_targets(sources[s], thresholds[s], exclude))
+                       for s in streams]
         else:  # InfoNCE: the identity target makes each KL a cross-entropy
             targets = [(1.0, torch.eye(reports.shape[0], device=reports.device))]
         vs_all = _mix([(w, y[:batch]) for w, y in targets])  # rows ŷ[:B, :N], Eq. 1
@@ -240,7 +308,10 @@ def clinic_loss_terms(
         }
         if graphs is not None:
             text_graph = reports @ graphs.T / temperature
-            terms["i2g"] = _weighted_kl(vs_all, image @ graphs.T / temperature)
+            if image_graph == "all":
+                terms["i2g"] = _weighted_kl(vs_all, image @ graphs.T / temperature)
+            else:
+                terms["i2g"] = _weighted_kl(vs_originals, image @ graphs[:batch].T / temperature)
             terms["g2i"] = _weighted_kl(vs_originals, graphs[:batch] @ image.T / temperature)
             terms["t2g"] = _weighted_kl(vs_reports, text_graph)
             terms["g2t"] = _weighted_kl(vs_reports, text_graph.T)
@@ -292,7 +363,7 @@ def _neg_kl(self_similarity: Tensor, logits: Tensor) -> Tensor:
 def softclip_loss(
     image: Tensor,
     text: Tensor,
-    temperature: float = DEFAULT_TEMPERATURE,
+    temperature: float | Tensor = DEFAULT_TEMPERATURE,
     alpha: float = SOFTCLIP_ALPHA,
     self_temperature: float = SOFTCLIP_SELF_TEMPERATURE,
     neg_weight: float = SOFTCLIP_NEG_WEIGHT,
@@ -308,7 +379,7 @@ def softclip_loss(
     """
     image = _check_matrix("image", image)
     _check_same_shape("text", _check_matrix("text", text), "image", image)
-    _check_positive("temperature", temperature)
+    _check_temperature(temperature)
     _check_positive("self_temperature", self_temperature)
     if not (isinstance(alpha, (int, float)) and 0.0 <= alpha <= 1.0):
         raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
@@ -344,9 +415,11 @@ def clinic_loss_distributed(
     streams: Iterable[str] = (),
     thresholds: Mapping[str, float] | None = None,
     weights: Mapping[str, float] | None = None,
-    temperature: float = DEFAULT_TEMPERATURE,
+    temperature: float | Tensor = DEFAULT_TEMPERATURE,
+    **options: Any,
 ) -> Tensor:
-    """:func:`clinic_loss` over the global batch of all data-parallel ranks.
+    """:func:`clinic_loss` over the global batch of all data-parallel ranks; ``options`` are
+    :func:`clinic_loss_terms`' keyword-only readings.
 
     Every rank returns the same global loss; with DDP's gradient averaging the optimiser sees the
     single-process gradient on the concatenated batch (see :mod:`clip2clinic.distributed`).
@@ -356,8 +429,9 @@ def clinic_loss_distributed(
                                    clinical_neg, streams, temperature)
     batch = gather_batch(image=image, text=text, text_neg=text_neg, graph=graph,
                          graph_neg=graph_neg, clinical=clinical, clinical_neg=clinical_neg)
-    return clinic_loss(**batch, streams=streams, thresholds=thresholds, weights=weights,
-                       temperature=temperature)
+    terms = clinic_loss_terms(**batch, streams=streams, thresholds=thresholds, weights=weights,
+                              temperature=temperature, **options)
+    return torch.stack(list(terms.values())).sum()
 
 
 def softclip_loss_distributed(image: Tensor, text: Tensor, **options: float) -> Tensor:

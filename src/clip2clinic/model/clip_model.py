@@ -23,6 +23,8 @@ from clip2clinic.model.towers import ImageTower, TextTower, tower_config
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
+MIN_TEMPERATURE = 0.01
+"""Lower bound of a learned temperature (open_clip's maximum logit scale, 100)."""
 #: Keys of a transformers config that describe task heads or provenance, not the backbone.
 _CONFIG_NOISE = ("id2label", "label2id", "_name_or_path", "architectures", "transformers_version")
 
@@ -71,6 +73,13 @@ class ClinicCLIP(nn.Module):
         if self.log_temperature is None:
             return self.config.temperature
         return self.log_temperature.exp()
+
+    def clamp_temperature(self) -> None:
+        """Keep a learned temperature in [:data:`MIN_TEMPERATURE`, 1], as open_clip clamps its
+        logit scale to [1, 100] after every optimizer step (a no-op for a fixed one)."""
+        if self.log_temperature is not None:
+            with torch.no_grad():
+                self.log_temperature.clamp_(math.log(MIN_TEMPERATURE), 0.0)
 
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
         """Pixels ``(B, C, H, W)`` (C = 1 is replicated as needed) → unit ``(B, embed_dim)``."""

@@ -26,7 +26,13 @@ import yaml
 
 from clip2clinic.data.transforms import AugmentConfig
 from clip2clinic.io import InputError, write_text_atomic
-from clip2clinic.losses import DEFAULT_THRESHOLDS, DEFAULT_WEIGHTS, STREAMS
+from clip2clinic.losses import (
+    CLINICAL_ENCODINGS,
+    DEFAULT_THRESHOLDS,
+    DEFAULT_WEIGHTS,
+    IMAGE_GRAPH_COLUMNS,
+    STREAMS,
+)
 from clip2clinic.model import ClinicCLIPConfig, GraphConfig, embedded_config, paper_config
 
 #: Architectures a ``model`` section can start from (``model.base``).
@@ -78,6 +84,11 @@ class LossConfig:
     ``graph`` adds the graph encoder and its four InfoNCE/soft directions (image↔graph,
     text↔graph); stream ``g`` additionally uses graph similarity as soft labels.
     Missing ``thresholds``/``weights`` keys take the loss module's defaults.
+    The paper's open readings (docs/loss.md): ``clinical_encoding`` (how CheXpert outputs
+    become the clinical vector, :data:`~clip2clinic.losses.CLINICAL_ENCODINGS`),
+    ``image_graph`` (image→graph logits over ``all`` graphs or the B ``originals``) and
+    ``zero_own_negation`` (a labelled deviation: no soft target between a report and its own
+    hard negative).
     """
 
     kind: str = "clinic"
@@ -86,10 +97,15 @@ class LossConfig:
     graph: bool = False
     thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    clinical_encoding: str = "binary"
+    image_graph: str = "all"
+    zero_own_negation: bool = False
     softclip: SoftclipConfig = field(default_factory=SoftclipConfig)
 
     def validate(self, where: str = "loss") -> None:
         _check_choice(f"{where}.kind", self.kind, LOSS_KINDS)
+        _check_choice(f"{where}.clinical_encoding", self.clinical_encoding, CLINICAL_ENCODINGS)
+        _check_choice(f"{where}.image_graph", self.image_graph, IMAGE_GRAPH_COLUMNS)
         for key in ("streams", "thresholds", "weights"):
             unknown = [s for s in getattr(self, key) if s not in STREAMS]
             if unknown:
@@ -119,7 +135,7 @@ class DataConfig:
     evenly over processes. ``image_size`` defaults to the image tower's. ``augment`` holds
     :class:`clip2clinic.data.transforms.AugmentConfig` fields (null: no augmentation).
     ``uncertain`` is the value an uncertain (-1) CheXpert label takes in the clinical vector
-    (positive 1; negative and not mentioned 0).
+    (positive 1; see ``loss.clinical_encoding`` for negative and not mentioned).
     """
 
     manifest: str | None = None
@@ -136,8 +152,8 @@ class DataConfig:
         _check_min(f"{where}.num_workers", self.num_workers, 0)
         if self.image_size is not None:
             _check_min(f"{where}.image_size", self.image_size, 8)
-        if not 0.0 <= self.uncertain <= 1.0:
-            raise InputError(f"{where}.uncertain: {self.uncertain} is not in [0, 1]")
+        if not -1.0 <= self.uncertain <= 1.0:
+            raise InputError(f"{where}.uncertain: {self.uncertain} is not in [-1, 1]")
         if self.augment is not None:
             known = {f.name for f in dataclasses.fields(AugmentConfig)} - {"size"}
             unknown = sorted(set(self.augment) - known)

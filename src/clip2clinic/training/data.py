@@ -43,6 +43,7 @@ from clip2clinic.data.transforms import (
     sample_generator,
 )
 from clip2clinic.io import InputError
+from clip2clinic.losses import clinical_vectors
 from clip2clinic.model import graphs_to_batch
 
 log = logging.getLogger(__name__)
@@ -51,13 +52,6 @@ log = logging.getLogger(__name__)
 _IMAGE_RETRIES = 8
 
 
-def clinical_vectors(labels: np.ndarray, uncertain: float) -> np.ndarray:
-    """CheXpert label rows (1 positive, 0 negative, -1 uncertain, NaN not mentioned) as the
-    clinical vectors of stream c: positive 1, uncertain ``uncertain``, everything else 0."""
-    vectors = np.zeros(labels.shape, dtype=np.float32)
-    vectors[labels == 1] = 1.0
-    vectors[labels == -1] = uncertain
-    return vectors
 
 
 class TextCache:
@@ -133,7 +127,8 @@ class ManifestDataset(Dataset):
 
     Each item is a dict: ``index``, ``pixels`` (C×S×S), ``text`` and ``text_mask`` (the
     report's cached ids or features), ``clinical`` (14); with ``hard_negatives`` also
-    ``text_neg``, ``text_neg_mask``, ``clinical_neg``; with ``graphs`` the parsed report graphs
+    ``text_neg``, ``text_neg_mask``, ``clinical_neg`` (vectors in ``clinical_encoding``); with
+    ``graphs`` the parsed report graphs
     ``graph`` (and ``graph_neg``). ``augment`` None gives the evaluation transform.
     Call :meth:`set_epoch` before each epoch: augmentation depends on (seed, epoch, index)
     only, never on worker count or order.
@@ -151,6 +146,7 @@ class ManifestDataset(Dataset):
         hard_negatives: bool = False,
         graphs: bool = False,
         uncertain: float = 0.5,
+        clinical_encoding: str = "binary",
     ):
         frame = read_manifest(manifest, split=split)
         if len(frame) == 0:
@@ -161,11 +157,11 @@ class ManifestDataset(Dataset):
         self.hard_negatives, self.graphs = hard_negatives, graphs
         self.image_paths = frame["image_cache"].tolist()
         self.text_ids = self._text_ids(frame, "text_id")
-        self.clinical = clinical_vectors(label_matrix(frame), uncertain)
+        self.clinical = clinical_vectors(label_matrix(frame), uncertain, clinical_encoding)
         if hard_negatives:
             self.neg_text_ids = self._text_ids(frame, "hard_negative_text_id")
             self.clinical_neg = clinical_vectors(label_matrix(frame, "hard_negative_labels"),
-                                                 uncertain)
+                                                 uncertain, clinical_encoding)
         if graphs:
             self.graph_json = frame["graph"].tolist()
             self.neg_graph_json = frame["hard_negative_graph"].tolist()

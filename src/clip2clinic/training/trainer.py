@@ -86,7 +86,7 @@ class TrainResult:
 
 def variant_loss(
     embeddings: dict[str, torch.Tensor], batch: TrainBatch, config: TrainConfig,
-    temperature: float,
+    temperature: float | torch.Tensor,
 ) -> torch.Tensor:
     """The configured loss of one batch over the global (all-rank) batch."""
     loss = config.loss
@@ -96,7 +96,8 @@ def variant_loss(
                                          **dataclasses.asdict(loss.softclip))
     return clinic_loss_distributed(
         temperature=temperature, streams=loss.streams, thresholds=loss.thresholds,
-        weights=loss.weights, **_loss_inputs(embeddings, batch, config),
+        weights=loss.weights, image_graph=loss.image_graph,
+        zero_own_negation=loss.zero_own_negation, **_loss_inputs(embeddings, batch, config),
     )
 
 
@@ -117,7 +118,7 @@ def _loss_inputs(embeddings: dict[str, torch.Tensor], batch: TrainBatch,
 
 
 def describe_non_finite(embeddings: dict[str, torch.Tensor], batch: TrainBatch,
-                        config: TrainConfig, temperature: float) -> str:
+                        config: TrainConfig, temperature: float | torch.Tensor) -> str:
     """Which embeddings and which loss terms (directions) are not finite, for the error."""
     parts = [name for name, value in embeddings.items() if not torch.isfinite(value).all()]
     found = [f"non-finite {', '.join(parts)} embeddings"] if parts else []
@@ -128,6 +129,8 @@ def describe_non_finite(embeddings: dict[str, torch.Tensor], batch: TrainBatch,
             terms = clinic_loss_terms(streams=config.loss.streams,
                                       thresholds=config.loss.thresholds,
                                       weights=config.loss.weights, temperature=temperature,
+                                      image_graph=config.loss.image_graph,
+                                      zero_own_negation=config.loss.zero_own_negation,
                                       **inputs)  # fmt: skip
         bad = [f"{name} = {value.item()}" for name, value in terms.items()
                if not torch.isfinite(value)]  # fmt: skip
@@ -282,7 +285,7 @@ class Trainer:
             Normalization(model.config.image.mean, model.config.image.std),
             augment=config.data.augment, split=config.data.split, seed=config.train.seed,
             hard_negatives=config.loss.hard_negatives, graphs=config.loss.graph,
-            uncertain=config.data.uncertain,
+            uncertain=config.data.uncertain, clinical_encoding=config.loss.clinical_encoding,
         )
         self.sampler = EpochBatchSampler(len(self.dataset), config.data.batch_size,
                                          config.train.seed, accelerator.process_index,
@@ -407,6 +410,7 @@ class Trainer:
             if accelerator.scaler is None and not math.isfinite(float(norm)):
                 self._diverged(f"the gradient norm is {float(norm)} (loss {value})")
         self.optimizer.step()
+        self.unwrapped.clamp_temperature()
         self.optimizer.zero_grad(set_to_none=True)
         if not accelerator.optimizer_step_was_skipped:
             self.scheduler.step()
