@@ -21,7 +21,7 @@ from pathlib import Path
 
 from clip2clinic.io import InputError
 
-#: Every variant of configs/variants, in the order of the reproduction's table.
+#: Every bundled variant (clip2clinic/configs/variants), in the order of the reproduction's table.
 ALL_VARIANTS: tuple[str, ...] = (
     "baseline", "dt", "dt_c", "n", "n_dt_c", "g", "g_dtcg", "n_g_dtcg", "softclip",
 )  # fmt: skip

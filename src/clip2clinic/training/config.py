@@ -2,9 +2,9 @@
 overrides, validated with errors that name the key at fault.
 
 A config file is a YAML mapping with the sections of :class:`TrainConfig`. It may ``include``
-other files (a list of paths, relative to the including file or to the project's ``configs/``
-folder); included files are merged first, in order, then the file's own keys on top (mappings
-merge key by key, anything else replaces). ``model.base`` names the architecture the ``model``
+other files (a list of paths, relative to the including file or to :func:`configs_dir`);
+included files are merged first, in order, then the file's own keys on top (mappings merge key
+by key, anything else replaces). ``model.base`` names the architecture the ``model``
 section starts from (``embedded`` or ``paper``, see :mod:`clip2clinic.model.config`); the other
 ``model`` keys override it. See docs/train.md.
 """
@@ -19,6 +19,7 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +63,15 @@ def parse_yaml(text: str):
 
 
 def configs_dir() -> Path:
-    """The folder of the bundled presets and variants: ``$CLIP2CLINIC_CONFIGS`` or the
-    ``configs/`` folder of the source checkout."""
+    """The folder of the presets and variants: ``$CLIP2CLINIC_CONFIGS`` or the package data
+    folder ``clip2clinic/configs`` (``presets/``, ``variants/``)."""
     env = os.environ.get("CLIP2CLINIC_CONFIGS")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "configs"
+    if env:
+        return Path(env)
+    bundled = resources.files("clip2clinic") / "configs"
+    if not isinstance(bundled, Path):  # a zipped install; pip always installs files
+        raise InputError(f"bundled configs are not a folder ({bundled}); set CLIP2CLINIC_CONFIGS")
+    return bundled
 
 
 @dataclass
@@ -294,7 +300,7 @@ def with_overrides(config: TrainConfig, overrides: Sequence[str]) -> TrainConfig
 
 
 def named_config(kind: str, name: str) -> Path:
-    """The bundled ``configs/<kind>s/<name>.yaml`` (kind: preset or variant)."""
+    """The bundled ``<kind>s/<name>.yaml`` of :func:`configs_dir` (kind: preset or variant)."""
     folder = configs_dir() / f"{kind}s"
     path = folder / f"{name}.yaml"
     if not path.is_file():

@@ -19,9 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", action="append", default=[], metavar="FILE",
                         help="YAML config (repeatable; may `include:` others)")
     parser.add_argument("--preset", metavar="NAME",
-                        help="bundled preset configs/presets/NAME.yaml (embedded, paper)")
+                        help="bundled preset presets/NAME.yaml (embedded, paper)")
     parser.add_argument("--variant", metavar="NAME",
-                        help="bundled variant configs/variants/NAME.yaml (baseline, dt, dt_c, n, "
+                        help="bundled variant variants/NAME.yaml (baseline, dt, dt_c, n, "
                         "n_dt_c, g, g_dtcg, n_g_dtcg, softclip)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         dest="overrides", help="override a config key, e.g. optim.lr_heads=1e-3 "
