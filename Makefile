@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: venv test lint demo clean-venv
+.PHONY: venv test lint demo wheel-smoke clean-venv
 
 venv: $(VENV)/.installed
 
@@ -24,6 +24,11 @@ test: venv
 DEMO_OUT ?= demo_out
 demo: venv
 	$(BIN)/clip2clinic demo --out $(DEMO_OUT)
+
+# The built wheel in a fresh venv, no source tree: phantom -> prepare -> train -> evaluate ->
+# report on a tiny corpus in a temporary folder (about 3-4 minutes, most of it pip).
+wheel-smoke:
+	PY=$(PY) TORCH="$(TORCH)" .ci/wheel_smoke.sh
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
