@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "clip2clinic.training.train_command",
     "clip2clinic.evaluation.evaluate_command",
     "clip2clinic.evaluation.report_command",
+    "clip2clinic.sweep.sweep_command",
     "clip2clinic.demo.demo_command",
 )
 
