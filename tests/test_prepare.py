@@ -77,6 +77,10 @@ def test_labels_and_hard_negatives_are_consistent(prepared) -> None:
 
 def test_skipped_images_are_reported(prepared) -> None:
     options, report, broken = prepared
+    assert report["prepare_version"] == 2  # hard negatives drawn within each split
+    studies = read_manifest(options.out).drop_duplicates("study_id")
+    normal_without = (studies["chosen"] == "") & (studies["hard_negative"] == "")
+    assert report["normal_studies_without_hard_negative"] == int(normal_without.sum())
     assert report["images_skipped"] == 1
     assert report["skipped_images"][0]["image_id"] == broken.stem
     saved = json.loads((cache_dir_for(options.out) / "prepare_report.json").read_text())

@@ -24,6 +24,9 @@ from clip2clinic.observations import CHEXPERT_CLASSES
 log = logging.getLogger(__name__)
 
 REPORT_NAME = "prepare_report.json"
+#: What ``prepare`` writes, versioned: 2 draws normal studies' hard negatives from their own
+#: split (version 1 drew them from every split, leaking held-out reports into training).
+PREPARE_VERSION = 2
 
 
 @dataclass
@@ -129,8 +132,10 @@ def _manifest_frame(rows: pd.DataFrame, studies: pd.DataFrame, text_ids: dict[st
 def _report(options: PrepareOptions, rows: pd.DataFrame, manifest: pd.DataFrame,
             text_info: dict[str, int]) -> dict[str, Any]:
     skipped = rows[rows["image_cache"] == ""]
+    studies = manifest.drop_duplicates("study_id")
     labels = np.stack(manifest["labels"].to_numpy()) if len(manifest) else np.zeros((0, 14))
     return {
+        "prepare_version": PREPARE_VERSION,
         "options": asdict(options),
         "images_listed": int(len(rows)),
         "images_cached": int(len(manifest)),
@@ -140,8 +145,9 @@ def _report(options: PrepareOptions, rows: pd.DataFrame, manifest: pd.DataFrame,
         .to_dict("records")[:1000],
         "studies": int(manifest["study_id"].nunique()),
         "splits": manifest["split"].value_counts().to_dict(),
-        "abnormal_studies_with_chosen": int(
-            manifest.drop_duplicates("study_id")["chosen"].astype(bool).sum()),
+        "abnormal_studies_with_chosen": int(studies["chosen"].astype(bool).sum()),
+        "normal_studies_without_hard_negative": int(
+            (~studies["chosen"].astype(bool) & ~studies["hard_negative"].astype(bool)).sum()),
         "positives_per_class": {
             name: int((labels[:, i] == 1).sum()) for i, name in enumerate(CHEXPERT_CLASSES)
         },
