@@ -56,9 +56,10 @@ def say(message: str, progress: bool = True) -> None:
 
 
 def train_variant(manifest: str | os.PathLike, run_dir: str | os.PathLike, variant: str,
-                  seed: int = 0, overrides: Sequence[str] = (), progress: bool = True) -> Path:
-    """Train ``variant`` with the embedded preset into ``run_dir`` (resuming an interrupted
-    run, skipping a finished one); returns the final checkpoint folder."""
+                  seed: int = 0, overrides: Sequence[str] = (), progress: bool = True,
+                  preset: str = "embedded") -> Path:
+    """Train ``variant`` with ``preset`` into ``run_dir`` (resuming an interrupted run,
+    skipping a finished one); returns the final checkpoint folder."""
     from clip2clinic.training.config import load_config, named_config
     from clip2clinic.training.trainer import FINAL, train
 
@@ -66,7 +67,7 @@ def train_variant(manifest: str | os.PathLike, run_dir: str | os.PathLike, varia
     if (final / "model.safetensors").is_file():
         return final
     config = load_config(
-        [named_config("preset", "embedded"), named_config("variant", variant)],
+        [named_config("preset", preset), named_config("variant", variant)],
         [f"data.manifest={manifest}", f"out={run_dir}", f"train.seed={seed}",
          f"train.progress={str(progress).lower()}", *overrides],
     )

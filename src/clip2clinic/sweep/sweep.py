@@ -43,10 +43,11 @@ class ValidationScorer:
     """Train a run if needed, then score it on one manifest's validation split (cached)."""
 
     def __init__(self, manifest: str | os.PathLike, embeddings: str | os.PathLike,
-                 progress: bool = False):
+                 preset: str = "embedded", progress: bool = False):
         from clip2clinic.evaluation.evaluate import Options, parse_data
 
         self.manifest, self.embeddings, self.progress = Path(manifest), Path(embeddings), progress
+        self.preset = preset
         self.data = parse_data([f"phantom={manifest}"])
         self.options = Options(split="validate")
 
@@ -59,7 +60,8 @@ class ValidationScorer:
         if path.is_file():
             return json.loads(path.read_text(encoding="utf-8"))
         started = time.perf_counter()
-        train_variant(self.manifest, run, variant, seed, overrides, progress=self.progress)
+        train_variant(self.manifest, run, variant, seed, overrides, progress=self.progress,
+                      preset=self.preset)
         trained = time.perf_counter() - started
         record = evaluate(run, self.data, TASKS, out=run / "evaluation_validate",
                           options=self.options, progress=self.progress,
@@ -86,18 +88,20 @@ class SweepResult:
 def run_sweep(manifest: str | os.PathLike, variant: str, settings: Sequence[Setting],
               seeds: Sequence[int], out: str | os.PathLike, overrides: Sequence[str] = (),
               selection: Sequence[str] = SELECTION, progress: bool = True,
+              preset: str = "embedded",
               scorer: Callable[[Path, str, int, Sequence[str]], dict] | None = None
               ) -> SweepResult:
-    """Train and score every (setting, seed), write ``sweep.csv``, ``sweep.md`` and
-    ``sweep.png`` into ``out``; returns the tables. ``overrides`` apply to every run (e.g.
-    ``train.epochs=6``); ``scorer`` replaces the train-and-evaluate step (tests)."""
+    """Train (with ``preset``) and score every (setting, seed), write ``sweep.csv``,
+    ``sweep.md`` and ``sweep.png`` into ``out``; returns the tables. ``overrides`` apply to
+    every run (e.g. ``train.epochs=6``); ``scorer`` replaces the train-and-evaluate step
+    (tests)."""
     unknown = [m for m in selection if m not in METRICS]
     if unknown or not selection:
         raise InputError(f"--select: unknown metric(s) {unknown}; choose from {list(METRICS)}")
     if not seeds:
         raise InputError("--seeds: give at least one seed")
     out = Path(out)
-    scorer = scorer or ValidationScorer(manifest, out / "embeddings").scores
+    scorer = scorer or ValidationScorer(manifest, out / "embeddings", preset).scores
     rows = []
     total = len(settings) * len(seeds)
     for number, (setting, seed) in enumerate(

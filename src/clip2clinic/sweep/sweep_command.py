@@ -11,14 +11,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "sweep",
         help="train a variant over a grid of settings and seeds, score each on the validation "
         "split, choose the best",
-        description="Train VARIANT (embedded preset) for every combination of the --grid values "
-        "and every seed, score each run with `clip2clinic evaluate --split validate` (the test "
-        "split is never read) and write DIR/sweep.csv, sweep.md (settings sorted by the mean "
-        "selection score over seeds, the chosen one marked) and sweep.png. Resumable: finished "
-        "runs are reused, so re-running adds settings or seeds.",
+        description="Train VARIANT (with --preset, default embedded) for every combination of "
+        "the --grid values and every seed, score each run with `clip2clinic evaluate --split "
+        "validate` (the test split is never read) and write DIR/sweep.csv, sweep.md (settings "
+        "sorted by the mean selection score over seeds, the chosen one marked) and sweep.png. "
+        "Resumable: finished runs are reused, so re-running adds settings or seeds.",
     )
     parser.add_argument("--manifest", required=True, help="a prepared manifest (Parquet)")
     parser.add_argument("--variant", required=True, help="the variant to sweep, e.g. n_dt_c")
+    parser.add_argument("--preset", default="embedded",
+                        help="the preset the variant trains with (default: embedded)")
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
                         help="a config key and its values (YAML; commas inside [] or {} do not "
                         "split), repeatable: the grid is their product, e.g. "
@@ -47,6 +49,6 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--seeds {args.seeds!r}: expected comma-separated integers") from None
     result = run_sweep(args.manifest, args.variant, parse_grid(args.grid), seeds, args.out,
                        args.overrides, [m.strip() for m in args.select.split(",") if m.strip()],
-                       progress=not args.quiet)
+                       progress=not args.quiet, preset=args.preset)
     print(f"chosen: {result.chosen}  (table: {args.out}/sweep.md)")
     return 0
