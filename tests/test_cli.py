@@ -30,7 +30,18 @@ def test_building_the_parser_imports_no_heavy_library() -> None:
     code = (
         "import sys; from clip2clinic.cli import build_parser; build_parser(); "
         "print(','.join(m for m in ('torch', 'transformers', 'torch_geometric', 'sklearn', "
-        "'matplotlib') if m in sys.modules))"
+        "'matplotlib', 'pydicom') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_the_api_imports_torch_geometric_and_pydicom_only_when_used() -> None:
+    """Both are slow to import (torch_geometric alone adds seconds): graphs and DICOMs load
+    them on first use."""
+    code = (
+        "import sys; import clip2clinic.api, clip2clinic.training.trainer; "
+        "print(','.join(m for m in ('torch_geometric', 'pydicom') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

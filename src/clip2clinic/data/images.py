@@ -30,14 +30,15 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pydicom
 from PIL import Image, ImageFile, UnidentifiedImageError
-from pydicom.errors import InvalidDicomError
-from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
 from clip2clinic.io import atomic_path
+
+if TYPE_CHECKING:
+    import pydicom
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,10 @@ def scale_to_uint8(values: np.ndarray) -> np.ndarray:
 
 
 def _load_dicom(path: Path) -> np.ndarray:
+    import pydicom  # slow to import: only where a DICOM is read
+    from pydicom.errors import InvalidDicomError
+    from pydicom.pixels import apply_modality_lut
+
     try:
         ds = pydicom.dcmread(path)
     except InvalidDicomError as exc:
@@ -176,7 +181,9 @@ def _load_dicom(path: Path) -> np.ndarray:
 
 def _first(value: object) -> float:
     """The first value of a DICOM multi-valued number (or the number itself)."""
-    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+    from pydicom.multival import MultiValue
+
+    if isinstance(value, (list, tuple, MultiValue)):
         value = value[0]
     return float(value)
 
@@ -189,6 +196,8 @@ def _apply_voi(values: np.ndarray, ds: pydicom.Dataset) -> np.ndarray:
             values, _first(center), _first(width), str(ds.get("VOILUTFunction", "LINEAR"))
         )
     if "VOILUTSequence" in ds:
+        from pydicom.pixels import apply_voi_lut
+
         lut_values = apply_voi_lut(values, ds, index=0, prefer_lut=True)
         bits = int(ds.VOILUTSequence[0].LUTDescriptor[2])
         return np.clip(np.rint(lut_values * (255.0 / (2**bits - 1))), 0, 255).astype(np.uint8)

@@ -7,19 +7,22 @@ import copy
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import nn
 from torch.nn.functional import normalize
-from torch_geometric.data import Batch
 
 from clip2clinic.io import InputError, atomic_path
 from clip2clinic.model.config import ClinicCLIPConfig
 from clip2clinic.model.graph_encoder import GraphEncoder
 from clip2clinic.model.text_head import TextHead
 from clip2clinic.model.towers import ImageTower, TextTower, tower_config
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Batch
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"

@@ -7,21 +7,21 @@ per distinct entity string: :func:`clip2clinic.reports.graph.node_vocabulary` an
 :func:`clip2clinic.model.frozen_text.encode_entities`) ⊕ a one-hot of its entity type, in the
 order of :data:`clip2clinic.reports.graph.LABELS` (ANAT-DP, OBS-DP, OBS-U, OBS-DA).
 Relations (modify, located_at, suggestive_of) become undirected, untyped edges; GCNConv adds
-self loops.
+self loops. torch_geometric (slow to import) loads on first use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
-from torch_geometric.data import Batch, Data
-from torch_geometric.nn import GCNConv, global_mean_pool
-from torch_geometric.utils import to_undirected
 
 from clip2clinic.reports.graph.schema import LABELS, normalise_entity_text
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Batch, Data
 
 
 def _entities(graph: Any, where: str) -> Mapping[str, Mapping[str, Any]]:
@@ -43,6 +43,9 @@ def graph_to_data(
     Raises ValueError naming ``where`` and the entity for an unknown label, an entity text not
     in ``vocab``, or a relation to a missing entity.
     """
+    from torch_geometric.data import Data
+    from torch_geometric.utils import to_undirected
+
     entities = _entities(graph, where)
     position = {entity_id: i for i, entity_id in enumerate(entities)}
     node_index, entity_type, edges = [], [], []
@@ -84,6 +87,8 @@ def graphs_to_batch(
     ``vocab`` maps entity text to its row of ``node_table``, e.g.
     ``{text: row for row, text in enumerate(node_vocabulary(all_graphs))}``.
     """
+    from torch_geometric.data import Batch
+
     return Batch.from_data_list(
         [graph_to_data(graph, vocab, node_table, f"graph {i}") for i, graph in enumerate(graphs)]
     )
@@ -94,6 +99,8 @@ class GraphEncoder(nn.Module):
     nodes. A graph without nodes gets a learned embedding. Output is not normalised."""
 
     def __init__(self, node_dim: int, hidden_dim: int, embed_dim: int):
+        from torch_geometric.nn import GCNConv
+
         super().__init__()
         self.node_dim = node_dim
         self.conv1 = GCNConv(node_dim + len(LABELS), hidden_dim)
@@ -101,6 +108,8 @@ class GraphEncoder(nn.Module):
         self.empty_graph = nn.Parameter(torch.randn(embed_dim) / embed_dim**0.5)
 
     def forward(self, batch: Batch) -> torch.Tensor:
+        from torch_geometric.nn import global_mean_pool
+
         if batch.x.shape[-1] != self.node_dim:
             raise ValueError(
                 f"graph node features have width {batch.x.shape[-1]}; this encoder takes "

@@ -23,13 +23,12 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from torch.utils.data import Dataset, Sampler
-from torch_geometric.data import Batch
 
 from clip2clinic.data.images import ImageLoadError, load_image
 from clip2clinic.data.manifest import label_matrix, read_manifest
@@ -45,6 +44,9 @@ from clip2clinic.data.transforms import (
 from clip2clinic.io import InputError
 from clip2clinic.losses import clinical_vectors
 from clip2clinic.model import graphs_to_batch
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Batch
 
 log = logging.getLogger(__name__)
 
