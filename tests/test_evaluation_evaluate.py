@@ -44,6 +44,8 @@ def test_every_manifest_task_writes_metrics_with_intervals(tiny_run, tiny_prepar
         if value is not None and metric["low"] is not None:
             assert metric["low"] <= value <= metric["high"], name
     assert all(record["metrics"][name]["n"] > 0 for name in CONTRACT)
+    for name in CONTRACT:  # one dataset: the headline is that dataset's estimate
+        assert record["metrics"][name] == record["metrics"][f"{name}/phantom"], name
     # 5 test images: too few positives to fit a probe, reported as NaN rather than a crash
     assert record["metrics"]["probe_ft10_mean_auc"]["value"] is None
     for task in ("cxr_align", "retrieval", "adversarial", "normal_detection", "zeroshot",
@@ -82,11 +84,13 @@ def test_reader_datasets_zero_shot_and_5x200(tiny_run, tmp_path):
         progress=False,
     )  # fmt: skip
     metrics = record["metrics"]
-    assert "zeroshot_rsna_mean_auc" in metrics and "zeroshot_mean_auc" in metrics
+    assert {"zeroshot_mean_auc/rsna", "zeroshot_mean_auc/rsna_ab", "zeroshot_mean_auc",
+            "chexpert5x200_acc/chexpert5x200", "chexpert5x200_acc"} <= set(metrics)
     rsna_ab = pd.read_csv(tmp_path / "e" / "zeroshot_rsna_ab.csv")
     rsna_test = (pd.read_csv(tmp_path / "e" / "zeroshot_rsna.csv")["n"]).item()
     assert rsna_ab["n"].item() < rsna_test  # normal images are left out of RSNA-ab
     assert metrics["chexpert5x200_acc"]["n"] == 2  # the 2 of 4 listed images on disk
+    assert metrics["chexpert5x200_acc"] == metrics["chexpert5x200_acc/chexpert5x200"]
     assert 0.0 <= metrics["chexpert5x200_acc"]["value"] <= 1.0
     table = pd.read_csv(tmp_path / "e" / "zeroshot_rsna.csv")
     assert list(table["class"]) == ["Pneumonia"]
@@ -116,6 +120,10 @@ def test_report_summarises_evaluated_runs(tiny_run, tiny_prepared_phantom, tmp_p
 def test_bad_arguments_are_clear_errors(tiny_run, capsys):
     with pytest.raises(InputError, match="READER=ROOT"):
         parse_data(["somewhere/else"])
+    with pytest.raises(InputError, match="would share the metric names"):
+        parse_data(["mimic=a.parquet", "MIMIC=b.parquet"])
+    with pytest.raises(InputError, match="would share the metric names"):
+        parse_data(["rsna=a.parquet", "rsna=/data/rsna"])
     with pytest.raises(InputError, match="unknown task 'zero'"):
         parse_tasks("zero,retrieval")
     assert main(["evaluate", "--checkpoint", str(tiny_run / "nope"), "--data", "x.parquet"]) == 2
@@ -130,3 +138,41 @@ def test_validation_split_for_choosing_settings(tiny_run, tiny_prepared_phantom,
     assert record["split"] == "validate"
     assert "retrieval_top5" in record["metrics"]
     assert not any(name.startswith("probe") for name in record["metrics"])  # no test peeking
+
+
+def manifest_with_more_test_rows(manifest, target):
+    """A copy of ``manifest`` whose validate rows are test rows too (a larger test split),
+    sharing its image cache."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from clip2clinic.data.prepare.pipeline import cache_dir_for
+
+    table = pq.read_table(manifest)
+    split = ["test" if s == "validate" else s for s in table.column("split").to_pylist()]
+    index = table.schema.get_field_index("split")
+    table = table.set_column(index, table.schema.field(index), pa.array(split, pa.string()))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, target)
+    cache_dir_for(target).symlink_to(cache_dir_for(manifest), target_is_directory=True)
+    return target
+
+
+def test_two_datasets_of_different_size_keep_both_datasets_metrics(tiny_run,
+                                                                   tiny_prepared_phantom,
+                                                                   tmp_path):  # fmt: skip
+    large = manifest_with_more_test_rows(tiny_prepared_phantom, tmp_path / "big" / "m.parquet")
+    data = parse_data([f"small={tiny_prepared_phantom}", f"large={large}"])
+    tasks = parse_tasks("cxr_align,retrieval,adversarial,normal_detection,zeroshot")
+    record = evaluate_module.evaluate(tiny_run, data, tasks, out=tmp_path / "e", progress=False)
+    metrics = record["metrics"]
+    for name in ("cxr_align_a", "cxr_align_b", "retrieval_top5", "retrieval_f1",
+                 "adversarial_acc", "normal_detection_acc", "zeroshot_mean_auc"):  # fmt: skip
+        small, big = metrics[f"{name}/small"], metrics[f"{name}/large"]
+        assert small["n"] < big["n"], name  # each dataset's own cases, not the last one's
+        headline = metrics[name]  # the aggregate: both datasets, each weighing the same
+        assert headline["n"] == small["n"] + big["n"], name
+        assert headline["value"] == pytest.approx((small["value"] + big["value"]) / 2), name
+    saved = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert set(saved["metrics"]) == set(metrics)
+    assert saved["tasks"]["retrieval_large"]["metrics"][0].endswith("/large")

@@ -74,3 +74,25 @@ def test_missing_or_malformed_metrics_are_clear_errors(tmp_path, capsys):
     assert "not a clip2clinic metrics file" in capsys.readouterr().err
     with pytest.raises(InputError, match="no evaluated runs"):
         write_report([], tmp_path / "s.csv")
+
+
+def test_report_builds_per_dataset_tables_in_the_papers_layouts(tmp_path):
+    values = {"cxr_align_a": 0.9, "cxr_align_a/mimic": 0.95, "cxr_align_a/openi": 0.85,
+              "cxr_align_b/mimic": 0.7, "retrieval_top5/openi": 0.1, "retrieval_f1/openi": 0.3,
+              "zeroshot_mean_auc/rsna": 0.8, "probe_ft10_mean_auc/rsna": 0.85,
+              "chexpert5x200_acc/chexpert5x200": 0.5}  # fmt: skip
+    runs = [write_run(tmp_path, "a", "baseline", 0, values),
+            write_run(tmp_path, "b", "n", 0, {**values, "cxr_align_a/mimic": 0.99})]
+    out = tmp_path / "results_summary.csv"
+    write_report(runs, out)
+    frame = pd.read_csv(out).set_index("variant")
+    assert frame.loc["n", "cxr_align_a/mimic"] == pytest.approx(0.99)
+    assert frame.loc["n", "cxr_align_a/openi_low"] == pytest.approx(0.80)
+    text = out.with_suffix(".md").read_text()
+    headline, _, tables = text.partition("## ")
+    assert headline.startswith("| variant | seeds | cxr_align_a |") and "/" not in headline
+    assert ("## CXR-Align (Table 6)\n\n| variant | seeds | mimic A | mimic B | openi A |\n"
+            in text)
+    assert "| n | 1 | 99.0 [94.0, 104.0] | 70.0 [65.0, 75.0] | 85.0 [80.0, 90.0] |" in text
+    assert "| variant | seeds | openi @5 | openi F1 |" in text
+    assert "| variant | seeds | chexpert5x200 ZS acc | rsna ZS AUC | rsna FT10 |" in text

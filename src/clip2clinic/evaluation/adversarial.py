@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from clip2clinic.evaluation.ranking import embedding_matrix
-from clip2clinic.evaluation.results import TaskResult, mean_estimate
+from clip2clinic.evaluation.results import TaskResult, proportion_estimate
 from clip2clinic.observations import CHEXPERT_CLASSES
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,8 @@ def build_adversarial_pairs(labels: np.ndarray, seed: int = 0,
 
 
 def score_adversarial(image_emb: np.ndarray, embed_texts: Callable[[Sequence[str]], np.ndarray],
-                      pairs: pd.DataFrame, seed: int = 0) -> TaskResult:
+                      pairs: pd.DataFrame, seed: int = 0,
+                      groups: Sequence | np.ndarray | None = None) -> TaskResult:
     """``adversarial_acc`` (all pairs), ``adversarial_acc_negation`` and
     ``adversarial_acc_hallucination``: share of pairs with both statements judged right.
 
@@ -92,6 +93,8 @@ def score_adversarial(image_emb: np.ndarray, embed_texts: Callable[[Sequence[str
     ``image_emb``). ``embed_texts`` embeds the statements and their opposites (L2-normalised
     rows). The table has one row per kind and an ``all`` row: ``n`` pairs, the pair accuracy
     with its 95% interval, and the shares of true and of adversarial statements judged right.
+    Intervals are Wilson's, by the effective number of patients where ``groups`` gives a
+    patient id per image row; ``seed`` is kept for callers.
     """
     image = embedding_matrix("image_emb", image_emb)
     missing = [c for c in ("image", "kind", "positive", "adversarial") if c not in pairs.columns]
@@ -110,17 +113,18 @@ def score_adversarial(image_emb: np.ndarray, embed_texts: Callable[[Sequence[str
     adversarial_right = np.where(negated, affirms[index, adversarial],
                                  rejects[index, adversarial])
     right = (true_right & adversarial_right).astype(float)
+    patients = (np.arange(len(image)) if groups is None else np.asarray(groups))[index]
 
     kinds = pairs["kind"].to_numpy()
     masks = {"negated": kinds == "negated", "hallucinated": kinds == "hallucinated",
              "all": np.ones(len(pairs), dtype=bool)}
     metrics = {
-        "adversarial_acc": mean_estimate(right, seed=seed),
-        "adversarial_acc_negation": mean_estimate(right[masks["negated"]], seed=seed),
-        "adversarial_acc_hallucination": mean_estimate(right[masks["hallucinated"]], seed=seed),
-    }
+        f"adversarial_acc{suffix}": proportion_estimate(right[masks[kind]], patients[masks[kind]])
+        for kind, suffix in (("all", ""), ("negated", "_negation"),
+                             ("hallucinated", "_hallucination"))
+    }  # fmt: skip
     table = pd.DataFrame([
-        _table_row(kind, right[mask], true_right[mask], adversarial_right[mask], seed)
+        _table_row(kind, right[mask], true_right[mask], adversarial_right[mask], patients[mask])
         for kind, mask in masks.items()
     ])
     return TaskResult(metrics, table)
@@ -142,8 +146,8 @@ def _scores(image: np.ndarray, embed_texts: Callable[[Sequence[str]], np.ndarray
 
 
 def _table_row(kind: str, right: np.ndarray, true_right: np.ndarray,
-               adversarial_right: np.ndarray, seed: int) -> dict[str, object]:
-    estimate = mean_estimate(right, seed=seed)
+               adversarial_right: np.ndarray, patients: np.ndarray) -> dict[str, object]:
+    estimate = proportion_estimate(right, patients)
     return {"kind": kind, "n": len(right), "adversarial_acc": estimate.value,
             "adversarial_acc_low": estimate.low, "adversarial_acc_high": estimate.high,
             "true_right": float(np.mean(true_right)) if len(right) else np.nan,

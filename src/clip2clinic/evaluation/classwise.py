@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
 
 import numpy as np
-from scipy.stats import norm
 
 from clip2clinic.evaluation.results import N_BOOTSTRAP, Estimate, bootstrap
 
@@ -115,13 +113,53 @@ def mean_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(aucs.mean()) if aucs.size else math.nan
 
 
-def mean_auc_estimate(
-    labels: np.ndarray, scores: np.ndarray, seed: int = 0, n_boot: int = N_BOOTSTRAP
-) -> Estimate:
-    """:func:`mean_auc` with a bootstrap interval over cases (rows resampled together).
+def auc_strata(labels: np.ndarray, groups: np.ndarray | None = None,
+               classes: np.ndarray | None = None) -> np.ndarray:
+    """Per row, a stratum for a bootstrap that keeps every class's positives and negatives.
 
+    Each patient (``groups``; every row its own patient when None) goes to the rarest
+    (class, label value) it has among ``classes`` (a boolean mask; default all): resampling
+    within strata keeps at least one patient of every such pair that is some patient's rarest,
+    the rarest pair of all included, and the others in practice. Patients with no known label
+    share one stratum."""
+    labels = np.asarray(labels, dtype=float).reshape(len(labels), -1)
+    chosen = np.ones(labels.shape[1], dtype=bool) if classes is None else classes
+    if groups is None:
+        unit = np.arange(len(labels))
+    else:
+        _, unit = np.unique(np.asarray(groups), return_inverse=True)
+        unit = unit.reshape(-1)
+    values = labels[:, chosen]
+    if values.shape[1] == 0 or len(values) == 0:
+        return np.zeros(len(labels), dtype=np.int64)
+    pairs = np.hstack([values == 1, values == 0]).astype(np.int64)
+    has = np.zeros((int(unit.max(initial=-1)) + 1, pairs.shape[1]), dtype=np.int64)
+    np.add.at(has, unit, pairs)
+    has = has > 0
+    cost = np.where(has, has.sum(axis=0), np.iinfo(np.int64).max)
+    stratum = np.where(has.any(axis=1), cost.argmin(axis=1), -1)
+    return stratum[unit]
+
+
+def mean_auc_estimate(
+    labels: np.ndarray, scores: np.ndarray, seed: int = 0, n_boot: int = N_BOOTSTRAP,
+    groups: np.ndarray | None = None,
+) -> Estimate:  # fmt: skip
+    """:func:`mean_auc` with a bootstrap interval over cases (rows resampled together, by
+    patient where ``groups`` are given).
+
+    The class set is fixed: the classes with a defined AUC on all cases. Resampling is
+    stratified by :func:`auc_strata` so those classes keep positives and negatives; a resample
+    where one of them still has none is left out rather than averaged over fewer classes.
     ``n`` is the number of cases with at least one known label."""
-    estimate = bootstrap(mean_auc, [labels, scores], n_boot=n_boot, seed=seed)
+    fixed = ~np.isnan(class_aucs(labels, scores))
+
+    def fixed_mean(y: np.ndarray, s: np.ndarray) -> float:
+        aucs = class_aucs(y[:, fixed], s[:, fixed])
+        return float(aucs.mean()) if aucs.size and not np.isnan(aucs).any() else math.nan
+
+    strata = auc_strata(labels, groups, fixed)
+    estimate = bootstrap(fixed_mean, [labels, scores], n_boot, seed, groups=groups, strata=strata)
     return Estimate(estimate.value, estimate.low, estimate.high, int(known(labels).any(1).sum()))
 
 
@@ -138,21 +176,3 @@ def warn_undefined(name: str, labels: np.ndarray) -> str:
         stacklevel=3,
     )
     return status
-
-
-def combine(estimates: Sequence[Estimate]) -> Estimate:
-    """The mean of independent estimates (e.g. one per dataset), NaN ones left out.
-
-    The interval is a normal approximation: each estimate's standard error is read from its
-    95% interval (width / 2 / 1.96), the mean's error is their root-sum-square / k, clipped to
-    [0, 1]. ``n`` is the total number of cases."""
-    usable = [e for e in estimates if not math.isnan(e.value)]
-    if not usable:
-        return Estimate(math.nan, math.nan, math.nan, 0)
-    value = float(np.mean([e.value for e in usable]))
-    n = sum(e.n for e in usable)
-    if any(math.isnan(e.low) or math.isnan(e.high) for e in usable):
-        return Estimate(value, math.nan, math.nan, n)
-    z = norm.ppf(0.975)
-    spread = math.sqrt(sum(((e.high - e.low) / (2 * z)) ** 2 for e in usable)) / len(usable)
-    return Estimate(value, max(0.0, value - z * spread), min(1.0, value + z * spread), n)

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from clip2clinic.evaluation.ranking import embedding_matrix
-from clip2clinic.evaluation.results import Estimate, TaskResult, mean_estimate
+from clip2clinic.evaluation.results import Estimate, TaskResult, proportion_estimate
 from clip2clinic.io import InputError, as_text, write_text_atomic
 from clip2clinic.observations import CHEXPERT_CLASSES
 from clip2clinic.reports.labeler import RuleLabeler
@@ -172,7 +172,8 @@ def cxr_align_cases(obj: Mapping[str, Mapping[str, Mapping]]) -> pd.DataFrame:
 
 def score_cxr_align(image_emb: np.ndarray, report_emb: np.ndarray, negation_emb: np.ndarray,
                     omitted_emb: np.ndarray, chosen: Sequence[str],
-                    case_ids: Sequence[str] | None = None, seed: int = 0) -> TaskResult:
+                    case_ids: Sequence[str] | None = None, seed: int = 0,
+                    patient_ids: Sequence[str] | None = None) -> TaskResult:
     """Task A (``cxr_align_a``): share of cases with sim(I, r) > sim(I, r^n); Task B
     (``cxr_align_b``): share with sim(I, r) > sim(I, r^r). A tie counts as wrong.
 
@@ -180,7 +181,11 @@ def score_cxr_align(image_emb: np.ndarray, report_emb: np.ndarray, negation_emb:
     similarity) and ``chosen[i]``. Multi-image entries: rows sharing a ``case_ids`` value are
     one case whose outcome is the mean over its images (a study with two frontal images, one
     right and one wrong, counts 0.5), so every entry weighs the same and the bootstrap
-    resamples entries, not images. Without ``case_ids`` each row is a case.
+    counts entries, not images. Without ``case_ids`` each row is a case.
+
+    Intervals are Wilson's (:func:`~clip2clinic.evaluation.results.proportion_estimate`);
+    with ``patient_ids`` (one per row) cases of one patient count by their effective number.
+    ``seed`` is kept for callers; no interval is drawn at random.
 
     The table has one row per chosen observation and an ``all`` row: cases ``n``, ``images``
     and both tasks with their 95% intervals.
@@ -191,8 +196,9 @@ def score_cxr_align(image_emb: np.ndarray, report_emb: np.ndarray, negation_emb:
               ("omitted_emb", omitted_emb))]
     n = len(image)
     lengths = {len(t) for t in texts} | {len(chosen)}
-    if case_ids is not None:
-        lengths.add(len(case_ids))
+    for given in (case_ids, patient_ids):
+        if given is not None:
+            lengths.add(len(given))
     if lengths != {n}:
         raise ValueError(f"score_cxr_align: {n} images but text/chosen/case rows of "
                          f"lengths {sorted(lengths)}")
@@ -200,28 +206,31 @@ def score_cxr_align(image_emb: np.ndarray, report_emb: np.ndarray, negation_emb:
     per_image = pd.DataFrame({
         "case": list(case_ids) if case_ids is not None else np.arange(n),
         "chosen": [as_text(c) for c in chosen],
+        "patient": list(patient_ids) if patient_ids is not None else np.arange(n),
         "a": (report > negation).astype(float),
         "b": (report > omitted).astype(float),
     })
     if (per_image.groupby("case")["chosen"].nunique() > 1).any():
         raise ValueError("score_cxr_align: rows of one case name different chosen observations")
     cases = per_image.groupby("case", sort=False).agg(
-        chosen=("chosen", "first"), images=("a", "size"), a=("a", "mean"), b=("b", "mean"))
+        chosen=("chosen", "first"), patient=("patient", "first"), images=("a", "size"),
+        a=("a", "mean"), b=("b", "mean"))
     if cases.empty:
         log.warning("CXR-Align: no cases to score; reported as NaN")
-    metrics = {"cxr_align_a": mean_estimate(cases["a"].to_numpy(), seed=seed),
-               "cxr_align_b": mean_estimate(cases["b"].to_numpy(), seed=seed)}
+    patients = cases["patient"].to_numpy()
+    metrics = {"cxr_align_a": proportion_estimate(cases["a"].to_numpy(), patients),
+               "cxr_align_b": proportion_estimate(cases["b"].to_numpy(), patients)}
     groups = [(name, group) for name, group in cases.groupby("chosen", sort=True)]
-    table = pd.DataFrame(
-        [_table_row(name, group, seed) for name, group in [*groups, ("all", cases)]])
+    table = pd.DataFrame([_table_row(name, group) for name, group in [*groups, ("all", cases)]])
     return TaskResult(metrics, table)
 
 
-def _table_row(name: str, cases: pd.DataFrame, seed: int) -> dict[str, object]:
+def _table_row(name: str, cases: pd.DataFrame) -> dict[str, object]:
     row: dict[str, object] = {"chosen": name, "n": len(cases),
                               "images": int(cases["images"].sum())}
     for task, column in (("cxr_align_a", "a"), ("cxr_align_b", "b")):
-        estimate: Estimate = mean_estimate(cases[column].to_numpy(), seed=seed)
+        estimate: Estimate = proportion_estimate(cases[column].to_numpy(),
+                                                 cases["patient"].to_numpy())
         row[task] = estimate.value
         row[f"{task}_low"] = estimate.low
         row[f"{task}_high"] = estimate.high

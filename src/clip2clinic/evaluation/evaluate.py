@@ -13,6 +13,12 @@ Data sources (``--data``, repeatable):
   train/validate/test splits.
 - ``[NAME=]file.json``: a CXR-Align file (ours or the released one), scored instead of building
   one; its image ids are looked up in the manifest of the same NAME (or the only manifest).
+
+Metric names: every task's metric on one dataset is ``<metric>/<dataset>`` (``cxr_align_a/mimic``,
+``zeroshot_mean_auc/rsna_ab``, ``probe_ft10_mean_auc/siim``); the plain ``<metric>`` is the
+headline aggregate, the mean over the datasets that have it
+(:func:`clip2clinic.evaluation.results.headline_metrics`). Intervals resample (or count) patients
+where the data has patient ids (:mod:`clip2clinic.evaluation.results`).
 """
 
 from __future__ import annotations
@@ -21,7 +27,6 @@ import json
 import logging
 import math
 import os
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -48,7 +53,14 @@ from clip2clinic.evaluation import (
 )
 from clip2clinic.evaluation.classwise import blank_as_negative
 from clip2clinic.evaluation.embeddings import cached_image_embeddings, cached_text_embeddings
-from clip2clinic.evaluation.results import N_BOOTSTRAP, Estimate, TaskResult
+from clip2clinic.evaluation.results import (
+    N_BOOTSTRAP,
+    Estimate,
+    TaskResult,
+    dataset_key,
+    headline_metrics,
+    metric_key,
+)
 from clip2clinic.io import InputError, as_text, write_csv_atomic, write_text_atomic
 from clip2clinic.observations import FINDINGS
 
@@ -74,10 +86,12 @@ class DataSources:
 def parse_data(specs: Iterable[str]) -> DataSources:
     """Sort ``--data`` values into manifests, reader datasets and CXR-Align files."""
     sources = DataSources()
+    named_manifests: list[str] = []
     for spec in specs:
         name, _, location = spec.rpartition("=")
         path = Path(location)
         if path.suffix == ".parquet":
+            named_manifests.append(name or path.stem)
             sources.manifests[name or path.stem] = path
         elif path.suffix == ".json":
             sources.cxr_align_files[name or path.stem] = path
@@ -90,7 +104,22 @@ def parse_data(specs: Iterable[str]) -> DataSources:
             )
     if not (sources.manifests or sources.datasets):
         raise InputError("--data: give at least one prepared manifest or dataset root")
+    _check_names([*named_manifests, *sources.datasets])
     return sources
+
+
+def _check_names(names: Sequence[str]) -> None:
+    """Every dataset keeps its metrics: two sources must not share a metric key."""
+    seen: dict[str, str] = {}
+    for name in names:
+        try:
+            key = dataset_key(name)
+        except ValueError as exc:
+            raise InputError(f"--data: {exc}") from None
+        if key in seen:
+            raise InputError(f"--data: {seen[key]!r} and {name!r} would share the metric names "
+                             f"*/{key}; name one of them differently (NAME=...)")
+        seen[key] = name
 
 
 def parse_tasks(text: str | None) -> list[str]:
@@ -146,6 +175,11 @@ class Corpus:
         return label_matrix(self.frame)
 
     @property
+    def patients(self) -> np.ndarray:
+        """The patient (subject) id of every row."""
+        return self.frame["subject_id"].astype(str).to_numpy()
+
+    @property
     def findings(self) -> np.ndarray:
         """The 13 findings (No Finding is not one), not mentioned read as absent."""
         return blank_as_negative(self.labels[:, 1:])
@@ -179,7 +213,7 @@ def _cxr_align(corpus: Corpus, embed: Embedder, seed: int, file: Path | None, ou
         corpus.images[rows], embed(list(cases["report"])), embed(list(cases["negation"])),
         embed(list(cases["omitted"])), list(cases["chosen"]),
         case_ids=[f"{d}/{i}" for d, i in zip(cases["dataset"], cases["id"], strict=True)],
-        seed=seed,
+        seed=seed, patient_ids=corpus.patients[rows],
     )  # fmt: skip
 
 
@@ -189,7 +223,7 @@ def _retrieval(corpus: Corpus, embed: Embedder, seed: int) -> TaskResult:
     texts = [as_text(t) for t in studies["report"]]
     return retrieval.score_retrieval(
         corpus.images, embed(texts), corpus.labels, label_matrix(studies),
-        pair_index=pair_index.to_numpy(), report_texts=texts, seed=seed,
+        pair_index=pair_index.to_numpy(), report_texts=texts, seed=seed, groups=corpus.patients,
     )  # fmt: skip
 
 
@@ -206,17 +240,18 @@ def _normal_detection(corpus: Corpus, embed: Embedder, seed: int) -> TaskResult:
     abnormal = sorted({t for t, n in zip(reports, normal, strict=True) if not n})
     normal_reports = [t for t, n in zip(reports, normal, strict=True) if n]
     return normal_detection.score_normal_detection(
-        corpus.images[normal], embed(normal_reports), embed(abnormal), seed=seed
-    )
+        corpus.images[normal], embed(normal_reports), embed(abnormal), seed=seed,
+        groups=corpus.patients[normal],
+    )  # fmt: skip
 
 
 def _zeroshot(
     images: np.ndarray, labels: np.ndarray, classes: Sequence[str], name: str,
-    embed: Embedder, temperature: float, seed: int, n_boot: int,
+    embed: Embedder, temperature: float, seed: int, n_boot: int, groups: np.ndarray,
 ) -> tuple[TaskResult, pd.DataFrame]:  # fmt: skip
-    result = zeroshot.zero_shot_binary(
-        images, labels, classes, embed, name, temperature=temperature, seed=seed, n_boot=n_boot
-    )
+    result = zeroshot.zero_shot_binary(images, labels, classes, embed, name,
+                                       temperature=temperature, seed=seed, n_boot=n_boot,
+                                       groups=groups)  # fmt: skip
     scores = zeroshot.binary_scores(images, classes, embed, temperature=temperature)
     return result, roc_points(f"zeroshot_{name}", labels, scores, classes)
 
@@ -286,14 +321,14 @@ class Evaluation:
             self.timed("retrieval", name, lambda: _retrieval(test, embed, seed))
         if "adversarial" in tasks:
             pairs = adversarial.build_adversarial_pairs(test.labels, seed=seed)
-            self.timed("adversarial", name,
-                       lambda: adversarial.score_adversarial(test.images, embed, pairs, seed))
+            self.timed("adversarial", name, lambda: adversarial.score_adversarial(
+                test.images, embed, pairs, seed, groups=test.patients))
         if "normal_detection" in tasks:
             self.timed("normal_detection", name, lambda: _normal_detection(test, embed, seed))
         if "zeroshot" in tasks:
             self.timed("zeroshot", name, lambda: _zeroshot(
                 test.images, test.findings, FINDINGS, name, embed, self.model.temperature, seed,
-                self.n_boot))
+                self.n_boot, test.patients))
         if "probes" in tasks and self.split != "test":
             log.warning("probes skipped: they choose C on validate and score on test only")
         elif "probes" in tasks:
@@ -312,42 +347,43 @@ class Evaluation:
         images, frame = images[ok], frame.iloc[usable].reset_index(drop=True)
         labels = dataset.labels[usable]
         split = frame["split"].to_numpy()
+        patients = frame["patient_id"].astype(str).to_numpy()
         seed, embed = self.seed, self.embed
         if name == "chexpert5x200":
             if "chexpert5x200" in tasks:
                 self.timed("chexpert5x200", name, lambda: zeroshot.zero_shot_5x200(
                     images, labels.argmax(axis=1), embed, dataset.pathologies, seed=seed,
-                    n_boot=self.n_boot))
+                    n_boot=self.n_boot, groups=patients))
             return
         test = split == "test" if (split == "test").any() else np.ones(len(frame), dtype=bool)
         if "zeroshot" in tasks:
             self.timed("zeroshot", name, lambda: _zeroshot(
                 images[test], labels[test], dataset.pathologies, name, embed,
-                self.model.temperature, seed, self.n_boot))
+                self.model.temperature, seed, self.n_boot, patients[test]))
         detailed = frame.get("detailed_class")
         if "zeroshot" in tasks and detailed is not None and detailed.notna().any():
+            # RSNA-ab: pneumonia against the other abnormal images
             ab = zeroshot.rsna_ab_labels(detailed[test].fillna("Normal"))[:, None]
             self.timed("zeroshot", f"{name}_ab", lambda: _zeroshot(
                 images[test], ab, ["Pneumonia"], f"{name}_ab", embed, self.model.temperature,
-                seed, self.n_boot))  # RSNA-ab: pneumonia against the other abnormal images
+                seed, self.n_boot, patients[test]))
         if "probes" in tasks and {"train", "validate", "test"} <= set(split):
-            groups = frame["patient_id"].to_numpy()
-            splits = {s: (images[split == s], labels[split == s], groups[split == s])
+            splits = {s: (images[split == s], labels[split == s], patients[split == s])
                       for s in ("train", "validate", "test")}  # fmt: skip
             self.timed("probes", name,
                        lambda: _probe(splits, dataset.pathologies, name, self.options))
 
     def metrics(self) -> dict[str, Estimate]:
-        """Every task's metrics plus the aggregates over datasets."""
-        merged: dict[str, Estimate] = {}
+        """The headline aggregates (``<metric>``, over datasets) then every task's metrics per
+        dataset (``<metric>/<dataset>``)."""
+        keyed: dict[str, Estimate] = {}
         for outcome in self.outcomes:
-            merged.update(outcome.result.metrics)
-        if any(re.fullmatch(r"zeroshot_.+_mean_auc", m) for m in merged):
-            merged["zeroshot_mean_auc"] = zeroshot.zeroshot_mean_auc(merged)
-        for setting in ("ft10", "ft100"):
-            if any(re.fullmatch(rf"probe_.+_{setting}_mean_auc", m) for m in merged):
-                merged[f"probe_{setting}_mean_auc"] = probes.probe_mean_auc(merged, setting)
-        return merged
+            for name, estimate in outcome.result.metrics.items():
+                key = metric_key(name, outcome.dataset)
+                if key in keyed:
+                    raise ValueError(f"{key} measured twice; dataset names must differ")
+                keyed[key] = estimate
+        return {**headline_metrics(keyed), **keyed}
 
 
 def run_identity(checkpoint: Path) -> dict[str, Any]:
@@ -405,8 +441,11 @@ def write_outputs(evaluation: Evaluation, identity: dict, out: Path, fingerprint
     for outcome in evaluation.outcomes:
         name = f"{outcome.task}_{outcome.dataset}"
         write_csv_atomic(outcome.result.table, out / f"{name}.csv")
-        record["tasks"][name] = {"csv": f"{name}.csv", "seconds": round(outcome.seconds, 2),
-                                 "metrics": sorted(outcome.result.metrics)}  # fmt: skip
+        record["tasks"][name] = {
+            "csv": f"{name}.csv", "dataset": dataset_key(outcome.dataset),
+            "seconds": round(outcome.seconds, 2),
+            "metrics": sorted(metric_key(m, outcome.dataset) for m in outcome.result.metrics),
+        }  # fmt: skip
     curves = [o.curves for o in evaluation.outcomes if o.curves is not None]
     if curves:
         write_csv_atomic(pd.concat(curves, ignore_index=True), out / summary.ROC_FILE)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from clip2clinic.evaluation.ranking import block_rows, embedding_matrix, expected_hits
-from clip2clinic.evaluation.results import TaskResult, mean_estimate
+from clip2clinic.evaluation.results import TaskResult, proportion_estimate
 
 log = logging.getLogger(__name__)
 
@@ -23,14 +23,15 @@ DEFAULT_K = 2999
 
 def score_normal_detection(normal_image_emb: np.ndarray, normal_report_emb: np.ndarray,
                            abnormal_report_emb: np.ndarray, k: int = DEFAULT_K,
-                           seed: int = 0) -> TaskResult:
+                           seed: int = 0, groups: np.ndarray | None = None) -> TaskResult:
     """``normal_detection_acc``: share of normal images whose own report (row i of
     ``normal_report_emb``) outscores all K abnormal reports.
 
     K = min(``k``, abnormal reports available); one set of K abnormal reports, drawn without
     replacement with ``seed``, is the haystack of every image. Pass each distinct abnormal
     report text once (duplicates only shrink the haystack). A tie with the best abnormal
-    report counts as the chance of winning a random tie-break.
+    report counts as the chance of winning a random tie-break. The interval is Wilson's, by the
+    effective number of patients where ``groups`` gives one patient id per image.
 
     The table has one row per image: the normal report's ``rank`` among the K + 1 candidates
     (1 + abnormal reports scoring strictly higher), ``tied`` (abnormal reports scoring the
@@ -67,4 +68,4 @@ def score_normal_detection(normal_image_emb: np.ndarray, normal_report_emb: np.n
                           "correct": correct, "candidates": size + 1})
     if n == 0:
         log.warning("normal detection: no normal images; reported as NaN")
-    return TaskResult({"normal_detection_acc": mean_estimate(correct, seed=seed)}, table)
+    return TaskResult({"normal_detection_acc": proportion_estimate(correct, groups)}, table)

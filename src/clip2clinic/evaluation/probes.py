@@ -9,19 +9,18 @@ Labels: 1 positive, 0 negative; NaN or -1 (uncertain) leave that image out for t
 (in training, validation and test alike). A class whose training subset has fewer than
 ``min_examples`` positives or negatives is skipped for that seed (NaN and a warning).
 
-Metric ``probe_<dataset>_ft<pct>_mean_auc``: per class the test AUC averaged over seeds, then
-the mean over classes; the interval comes from resampling test images and recomputing that same
-seed-averaged mean. FT100 trains on every patient, so its seeds would repeat one deterministic
-fit: it runs once.
+Metric ``probe_ft<pct>_mean_auc`` (``evaluate`` keys it by dataset): per class the test AUC
+averaged over seeds, then the mean over classes; the interval comes from resampling test images
+and recomputing that same seed-averaged mean. FT100 trains on every patient, so its seeds would
+repeat one deterministic fit: it runs once.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,15 +30,15 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from clip2clinic.evaluation.classwise import (
+    auc_strata,
     class_aucs,
-    combine,
     finite_image_rows,
     known,
     label_matrix,
     mean_auc_estimate,
     rank_auc,
 )
-from clip2clinic.evaluation.results import N_BOOTSTRAP, Estimate, TaskResult, bootstrap
+from clip2clinic.evaluation.results import N_BOOTSTRAP, TaskResult, bootstrap
 
 #: Regularisation strengths tried on the validation split.
 C_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
@@ -127,7 +126,7 @@ def linear_probe(
 ) -> TaskResult:
     """Linear probes for each training ``fraction`` (0.1 -> FT10, 1.0 -> FT100).
 
-    Metrics ``probe_<dataset>_ft<pct>_mean_auc``. The table has one row per setting, class and
+    Metrics ``probe_ft<pct>_mean_auc``. The table has one row per setting, class and
     seed (chosen C, validation and test AUC, training counts, status) and one per setting and
     class with ``seed`` = "mean" (the seed-averaged test AUC, its interval and the seeds' sd).
     Patients shared by the training and test (or validation) split raise ValueError.
@@ -138,7 +137,6 @@ def linear_probe(
     test = test.checked("test", n_classes)
     _check_disjoint(train, validate, "validate")
     _check_disjoint(train, test, "test")
-    key = re.sub(r"[^0-9a-z]+", "_", dataset.lower()).strip("_")
 
     metrics, rows = {}, []
     for fraction in fractions:
@@ -162,9 +160,9 @@ def linear_probe(
                 rows.append(
                     {"dataset": dataset, "setting": setting, "class": name, "seed": run_seed, **row}
                 )
-        rows += _mean_rows(dataset, setting, class_names, test.labels, scores, seed, n_boot)
-        metrics[f"probe_{key}_{setting}_mean_auc"] = mean_auc_estimate(
-            test.labels, scores, seed, n_boot
+        rows += _mean_rows(dataset, setting, class_names, test, scores, seed, n_boot)
+        metrics[f"probe_{setting}_mean_auc"] = mean_auc_estimate(
+            test.labels, scores, seed, n_boot, test.groups
         )
     return TaskResult(metrics, pd.DataFrame(rows))
 
@@ -243,18 +241,20 @@ def _mean_rows(
     dataset: str,
     setting: str,
     class_names: Sequence[str],
-    labels: np.ndarray,
+    test: ProbeSplit,
     scores: np.ndarray,
     seed: int,
     n_boot: int,
 ) -> list[dict]:
-    """Per class: the seed-averaged test AUC with its bootstrap interval and the seeds' sd."""
+    """Per class: the seed-averaged test AUC with its bootstrap interval (by patient, stratified
+    by label) and the seeds' sd."""
     rows = []
     for c, name in enumerate(class_names):
-        column = labels[:, [c]]
+        column = test.labels[:, [c]]
         estimate = bootstrap(
-            lambda y, s: class_aucs(y, s)[0], [column, scores[:, [c], :]], n_boot, seed
-        )
+            lambda y, s: class_aucs(y, s)[0], [column, scores[:, [c], :]], n_boot, seed,
+            groups=test.groups, strata=auc_strata(column, test.groups),
+        )  # fmt: skip
         per_seed = [class_aucs(column, scores[:, [c], s])[0] for s in range(scores.shape[2])]
         trained = [a for a in per_seed if not math.isnan(a)]
         rows.append(
@@ -275,10 +275,3 @@ def _mean_rows(
             }
         )
     return rows
-
-
-def probe_mean_auc(metrics: Mapping[str, Estimate], setting: str) -> Estimate:
-    """``probe_<setting>_mean_auc`` (e.g. "ft10"): the mean over the datasets'
-    ``probe_<dataset>_<setting>_mean_auc``, interval by :func:`classwise.combine`."""
-    pattern = re.compile(rf"probe_.+_{re.escape(setting)}_mean_auc")
-    return combine([e for name, e in metrics.items() if pattern.fullmatch(name)])

@@ -9,9 +9,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "report",
         help="summarise evaluated runs: results_summary.csv, a markdown table and plots",
-        description="One row per variant (seeds averaged), one column per metric with its 95%% "
-        "bootstrap interval (_low, _high) and seed spread (_seed_sd); writes OUT, OUT with .md, "
-        "and OUT_metrics.png / OUT_roc.png beside it.",
+        description="One row per variant (seeds averaged), one column per metric (headline "
+        "aggregates and METRIC/DATASET) with its 95%% interval (_low, _high) and seed spread "
+        "(_seed_sd); writes OUT, OUT with .md (the headline table, then per-dataset tables in "
+        "the layouts of the paper's Tables 2, 5, 6), and OUT_metrics.png / OUT_roc.png beside "
+        "it.",
     )
     parser.add_argument("runs", nargs="+", metavar="RUN",
                         help="run directories evaluated by `clip2clinic evaluate` "

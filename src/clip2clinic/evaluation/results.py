@@ -1,28 +1,48 @@
-"""What every evaluation task returns: point estimates with bootstrap 95% confidence intervals.
+"""What every evaluation task returns: point estimates with 95% confidence intervals, and how
+metrics are keyed by dataset.
 
 A task is a function of embeddings (and a text embedder where it needs prompts) that returns a
 :class:`TaskResult`: named :class:`Estimate` values (fractions in [0, 1]) and a table (per
 class, per case, ...) that ``evaluate`` writes as the task's CSV.
+
+Intervals (95%):
+
+- a **proportion** (share of cases right: CXR-Align, adversarial pairs, normal detection,
+  retrieval hits, accuracies): the Wilson score interval (:func:`proportion_estimate`), so 32
+  of 32 right gives [89.3%, 100%], not [100%, 100%]. Where cases share a patient, the Wilson
+  interval uses the effective number of cases (Kish's design effect from the patients'
+  cluster-robust variance);
+- any other statistic (AUCs, means of scores): a percentile bootstrap (:func:`bootstrap`)
+  that resamples patients when patient ids are given (cluster bootstrap) and resamples within
+  strata when strata are given (the mean-AUC interval keeps every class's positives).
+
+Naming: a task returns plain names (``cxr_align_a``); ``evaluate`` keys them by dataset with
+:func:`metric_key` (``cxr_align_a/mimic``) and adds each plain name as the headline aggregate
+over datasets (:func:`headline_metrics`).
 """
 
 from __future__ import annotations
 
 import math
+import re
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
 #: Bootstrap resamples used unless a caller asks otherwise.
 N_BOOTSTRAP = 1000
+#: Separates a metric from its dataset: ``cxr_align_a/mimic``.
+DATASET_SEPARATOR = "/"
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """A metric's value with its bootstrap 95% interval [low, high] over ``n`` cases."""
+    """A metric's value with its 95% interval [low, high] over ``n`` cases."""
 
     value: float
     low: float
@@ -41,17 +61,159 @@ class TaskResult:
     table: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
+# --- names -------------------------------------------------------------------------------------
+
+
+def dataset_key(dataset: str) -> str:
+    """A dataset name as it appears in metric names: lower case, other characters as ``_``
+    ("RSNA-ab" -> "rsna_ab")."""
+    key = re.sub(r"[^0-9a-z]+", "_", dataset.lower()).strip("_")
+    if not key:
+        raise ValueError(f"dataset name {dataset!r} gives an empty metric name")
+    return key
+
+
+def metric_key(metric: str, dataset: str) -> str:
+    """``<metric>/<dataset key>``: a task's metric on one dataset."""
+    return f"{metric}{DATASET_SEPARATOR}{dataset_key(dataset)}"
+
+
+def split_key(name: str) -> tuple[str, str | None]:
+    """``("cxr_align_a", "mimic")`` for ``cxr_align_a/mimic``; ``(name, None)`` for a headline."""
+    metric, _, dataset = name.partition(DATASET_SEPARATOR)
+    return metric, dataset or None
+
+
+def headline_metrics(keyed: Mapping[str, Estimate]) -> dict[str, Estimate]:
+    """For every metric measured on some dataset (``X/<dataset>``), ``X``: the mean over the
+    datasets (each weighs the same) by :func:`combine`; with one dataset, its estimate."""
+    by_metric: dict[str, list[Estimate]] = {}
+    for name, estimate in keyed.items():
+        metric, dataset = split_key(name)
+        if dataset is not None:
+            by_metric.setdefault(metric, []).append(estimate)
+    return {m: e[0] if len(e) == 1 else combine(e) for m, e in by_metric.items()}
+
+
+def combine(estimates: Sequence[Estimate]) -> Estimate:
+    """The mean of independent estimates (e.g. one per dataset), NaN ones left out.
+
+    The interval is a normal approximation: each estimate's standard error is read from its
+    95% interval (width / 2 / 1.96), the mean's error is their root-sum-square / k, clipped to
+    [0, 1]. ``n`` is the total number of cases."""
+    usable = [e for e in estimates if not math.isnan(e.value)]
+    if not usable:
+        return Estimate(math.nan, math.nan, math.nan, 0)
+    value = float(np.mean([e.value for e in usable]))
+    n = sum(e.n for e in usable)
+    if any(math.isnan(e.low) or math.isnan(e.high) for e in usable):
+        return Estimate(value, math.nan, math.nan, n)
+    z = norm.ppf(0.975)
+    spread = math.sqrt(sum(((e.high - e.low) / (2 * z)) ** 2 for e in usable)) / len(usable)
+    return Estimate(value, max(0.0, value - z * spread), min(1.0, value + z * spread), n)
+
+
+# --- proportions -------------------------------------------------------------------------------
+
+
+def wilson_interval(p: float, n: float, level: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``p`` observed on ``n`` cases (``n`` may be an
+    effective, non-integer size)."""
+    z = float(norm.ppf(1 - (1 - level) / 2))
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def effective_size(outcomes: np.ndarray, groups: np.ndarray | None = None) -> float:
+    """The number of independent cases ``outcomes`` are worth: ``n`` without ``groups``
+    (patient ids), else n / design effect, the design effect being the ratio of the mean's
+    cluster-robust variance to its independent-cases variance (at least 1). When every outcome
+    is the same the variance says nothing: each patient then counts once."""
+    n = len(outcomes)
+    if groups is None:
+        return float(n)
+    _, patient = np.unique(np.asarray(groups), return_inverse=True)
+    residual = outcomes - outcomes.mean()
+    independent = float(np.mean(residual**2)) / n
+    if independent == 0:
+        return float(patient.max() + 1)
+    clustered = float(np.sum(np.bincount(patient.reshape(-1), weights=residual) ** 2)) / n**2
+    return n / max(1.0, clustered / independent)
+
+
+def proportion_estimate(outcomes: Sequence[float] | np.ndarray,
+                        groups: Sequence | np.ndarray | None = None,
+                        level: float = 0.95) -> Estimate:
+    """The share of cases right (outcomes in [0, 1]: 1 right, 0 wrong, a fraction for an
+    expected hit or a case averaged over its images) with its Wilson interval; ``groups``
+    (patient ids, one per case) widen it by the effective number of cases."""
+    x = np.asarray(outcomes, dtype=float)
+    if x.size == 0:
+        return Estimate(math.nan, math.nan, math.nan, 0)
+    if groups is not None and len(groups) != len(x):
+        raise ValueError(f"proportion: {len(groups)} patient ids for {len(x)} cases")
+    value = float(x.mean())
+    if math.isnan(value):
+        return Estimate(value, math.nan, math.nan, len(x))
+    low, high = wilson_interval(value, effective_size(x, groups), level)
+    return Estimate(value, min(low, value), max(high, value), len(x))  # no rounding past p
+
+
+# --- bootstrap ---------------------------------------------------------------------------------
+
+
+def resamples(n: int, n_boot: int, seed: int, groups: np.ndarray | None = None,
+              strata: np.ndarray | None = None) -> Iterator[np.ndarray]:
+    """Row indices of ``n_boot`` bootstrap resamples of ``n`` rows.
+
+    Without ``groups`` rows are drawn; with them (patient ids, one per row) patients are drawn
+    and bring all their rows (cluster bootstrap). With ``strata`` (one per row, the same for
+    the rows of a patient) each stratum's patients are drawn among themselves, as many as it
+    has."""
+    rng = np.random.default_rng(seed)
+    if groups is None and strata is None:
+        yield from rng.integers(0, n, size=(n_boot, n))
+        return
+    if groups is None:
+        unit = np.arange(n)
+    else:
+        _, unit = np.unique(np.asarray(groups), return_inverse=True)
+        unit = unit.reshape(-1)
+    order = np.argsort(unit, kind="stable")
+    counts = np.bincount(unit)
+    starts = np.cumsum(counts) - counts
+    if strata is None:
+        pools = [np.arange(len(counts))]
+    else:
+        _, stratum = np.unique(np.asarray(strata), return_inverse=True)
+        stratum = stratum.reshape(-1)
+        of_unit = stratum[order[starts]]
+        if (of_unit[unit] != stratum).any():
+            raise ValueError("bootstrap: the rows of one patient lie in different strata")
+        pools = [np.flatnonzero(of_unit == s) for s in range(stratum.max() + 1)]
+    for _ in range(n_boot):
+        drawn = np.concatenate([pool[rng.integers(0, len(pool), len(pool))] for pool in pools])
+        size = counts[drawn]
+        shift = np.repeat(starts[drawn] - (np.cumsum(size) - size), size)
+        yield order[np.arange(size.sum()) + shift]
+
+
 def bootstrap(
     statistic: Callable[..., float],
     arrays: Sequence[np.ndarray],
     n_boot: int = N_BOOTSTRAP,
     seed: int = 0,
     level: float = 0.95,
+    groups: Sequence | np.ndarray | None = None,
+    strata: Sequence | np.ndarray | None = None,
 ) -> Estimate:
     """``statistic(*arrays)`` with a percentile bootstrap interval.
 
-    Cases (the first axis of every array) are resampled together; resamples where the
-    statistic is undefined (NaN, e.g. an AUC with one class) are left out of the interval.
+    Cases (the first axis of every array) are resampled together, by patient where ``groups``
+    gives patient ids and within ``strata`` where given (:func:`resamples`); resamples where
+    the statistic is undefined (NaN, e.g. an AUC with one class) are left out of the interval.
     """
     arrays = [np.asarray(a) for a in arrays]
     n = len(arrays[0])
@@ -60,11 +222,11 @@ def bootstrap(
     value = float(statistic(*arrays)) if n else math.nan
     if n == 0 or math.isnan(value):
         return Estimate(value, math.nan, math.nan, n)
-    rng = np.random.default_rng(seed)
-    draws = np.array(
-        [statistic(*(a[idx] for a in arrays)) for idx in rng.integers(0, n, size=(n_boot, n))],
-        dtype=float,
-    )
+    for name, values in (("groups", groups), ("strata", strata)):
+        if values is not None and len(values) != n:
+            raise ValueError(f"bootstrap: {len(values)} {name} for {n} cases")
+    indices = resamples(n, n_boot, seed, groups, strata)
+    draws = np.array([statistic(*(a[idx] for a in arrays)) for idx in indices], dtype=float)
     draws = draws[~np.isnan(draws)]
     if draws.size == 0:
         return Estimate(value, math.nan, math.nan, n)
@@ -77,9 +239,13 @@ def _mean(outcomes: np.ndarray) -> float:
     return float(np.mean(outcomes))
 
 
-def mean_estimate(outcomes: Sequence[float] | np.ndarray, seed: int = 0) -> Estimate:
-    """The mean of per-case outcomes (e.g. 1 = right, 0 = wrong) with its bootstrap interval."""
-    return bootstrap(_mean, [np.asarray(outcomes, dtype=float)], seed=seed)
+def mean_estimate(values: Sequence[float] | np.ndarray, seed: int = 0,
+                  groups: Sequence | np.ndarray | None = None,
+                  n_boot: int = N_BOOTSTRAP) -> Estimate:
+    """The mean of per-case values (e.g. an F1 per image) with its bootstrap interval, by
+    patient where ``groups`` are given. For a share of cases right use
+    :func:`proportion_estimate`."""
+    return bootstrap(_mean, [np.asarray(values, dtype=float)], n_boot, seed, groups=groups)
 
 
 def auc(y_true: np.ndarray, scores: np.ndarray) -> float:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from clip2clinic.evaluation.ranking import block_rows, embedding_matrix, expected_hits
-from clip2clinic.evaluation.results import TaskResult, mean_estimate
+from clip2clinic.evaluation.results import TaskResult, mean_estimate, proportion_estimate
 from clip2clinic.io import as_text
 from clip2clinic.observations import CHEXPERT_CLASSES
 
@@ -49,7 +49,8 @@ def distinct_reports(report_texts: Sequence[str]) -> tuple[np.ndarray, np.ndarra
 def score_retrieval(image_emb: np.ndarray, report_emb: np.ndarray, labels_query: np.ndarray,
                     labels_reports: np.ndarray, k: Sequence[int] = (1, 5, 10),
                     pair_index: Sequence[int] | None = None,
-                    report_texts: Sequence[str] | None = None, seed: int = 0) -> TaskResult:
+                    report_texts: Sequence[str] | None = None, seed: int = 0,
+                    groups: Sequence | np.ndarray | None = None) -> TaskResult:
     """Retrieval metrics of images (N×D) against candidate reports (M×D).
 
     ``pair_index[i]`` is the report row of image i (default: row i, so M = N); several images
@@ -57,7 +58,9 @@ def score_retrieval(image_emb: np.ndarray, report_emb: np.ndarray, labels_query:
     own report, ``labels_reports`` (M×14) those of the candidates, in CHEXPERT_CLASSES order.
     With ``report_texts`` (M), candidates with identical text become one candidate, so
     retrieving any copy of a templated report ("No acute cardiopulmonary process.") counts as
-    retrieving the paired one; without it every row is its own candidate.
+    retrieving the paired one; without it every row is its own candidate. ``groups`` (a patient
+    id per image) make the intervals count patients: Wilson intervals for the hit rates, a
+    patient bootstrap for the label scores.
 
     The table has one row per image: its paired report and retrieved top-1 report (rows of
     the input), the paired report's rank (1 + candidates scoring strictly higher), the hits
@@ -87,10 +90,11 @@ def score_retrieval(image_emb: np.ndarray, report_emb: np.ndarray, labels_query:
     hits, ranks, top1 = _rank(image, reports, pairs, ks)
     precision, recall, f1 = _label_scores(query_pos, report_pos[top1])
 
-    metrics = {f"retrieval_r{x}": mean_estimate(hits[x], seed=seed) for x in ks if x in requested}
-    metrics["retrieval_top5"] = mean_estimate(hits[5], seed=seed)
+    metrics = {f"retrieval_r{x}": proportion_estimate(hits[x], groups)
+               for x in ks if x in requested}  # fmt: skip
+    metrics["retrieval_top5"] = proportion_estimate(hits[5], groups)
     for name, values in (("precision", precision), ("recall", recall), ("f1", f1)):
-        metrics[f"retrieval_{name}"] = mean_estimate(values, seed=seed)
+        metrics[f"retrieval_{name}"] = mean_estimate(values, seed=seed, groups=groups)
     table = pd.DataFrame({
         "image": np.arange(n), "paired_report": rows[pairs], "retrieved_report": rows[top1],
         "rank": ranks, **{f"hit_at_{x}": hits[x] for x in ks},

@@ -3,12 +3,16 @@
 ``clip2clinic evaluate`` writes ``RUN/evaluation/metrics.json``::
 
     {"run": ..., "variant": "n_g_dtcg", "seed": 0, "checkpoint": ...,
-     "metrics": {"cxr_align_a": {"value": 0.97, "low": 0.95, "high": 0.99, "n": 412}, ...}}
+     "metrics": {"cxr_align_a": {"value": 0.97, "low": 0.95, "high": 0.99, "n": 412},
+                 "cxr_align_a/mimic": {...}, ...}}
+
+(``<metric>/<dataset>`` per dataset, plain ``<metric>`` the headline aggregate over datasets)
 
 and, for zero-shot tasks, ``RUN/evaluation/roc.csv`` (task, class, fpr, tpr). This module
 reads them back. Runs that share a variant (several seeds) become one row: the value is the
 mean over seeds, ``_low``/``_high`` the mean of the seeds' bootstrap bounds and ``_seed_sd``
-the standard deviation across seeds (NaN for one seed).
+the standard deviation across seeds (NaN for one seed). The markdown file holds the headline
+aggregates and, per dataset, the layouts of the paper's Tables 2, 5 and 6 (and 3-4).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from clip2clinic.evaluation.results import split_key
 from clip2clinic.io import InputError, atomic_path, write_csv_atomic, write_text_atomic
 
 METRICS_FILE = "metrics.json"
@@ -36,6 +41,22 @@ HEADLINE = (
     "retrieval_top5",
     "normal_detection_acc",
 )
+
+#: Per-dataset tables in the paper's layouts: title, then (column label, metric) per dataset.
+PAPER_TABLES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("Classification (Table 2): zero-shot and linear probes (FT10, FT100 mean AUC)",
+     (("ZS AUC", "zeroshot_mean_auc"), ("ZS acc", "zeroshot_mean_acc"),
+      ("ZS acc", "chexpert5x200_acc"), ("FT10", "probe_ft10_mean_auc"),
+      ("FT100", "probe_ft100_mean_auc"))),
+    ("Report retrieval (Table 5)",
+     (("@5", "retrieval_top5"), ("F1", "retrieval_f1"), ("Recall", "retrieval_recall"),
+      ("Precision", "retrieval_precision"))),
+    ("CXR-Align (Table 6)", (("A", "cxr_align_a"), ("B", "cxr_align_b"))),
+    ("Normal case detection and adversarial pairs (Tables 3, 4)",
+     (("NCD", "normal_detection_acc"), ("adversarial", "adversarial_acc"),
+      ("adv. negated", "adversarial_acc_negation"),
+      ("adv. hallucinated", "adversarial_acc_hallucination"))),
+)  # fmt: skip
 
 #: The order of variants in tables and plots (the reproduction's table), unknown ones last.
 VARIANT_ORDER = (
@@ -73,9 +94,16 @@ def _order(variant: str) -> tuple[int, str]:
 
 
 def metric_names(records: Sequence[dict]) -> list[str]:
-    """Every metric present in any record: the headline ones first, then by name."""
+    """Every metric present in any record: the contract's headline ones first, then the other
+    aggregates by name, then the per-dataset ones (``<metric>/<dataset>``) by name."""
     present = {name for record in records for name in record["metrics"]}
-    return [m for m in HEADLINE if m in present] + sorted(present - set(HEADLINE))
+    rest = sorted(present - set(HEADLINE), key=lambda m: (split_key(m)[1] is not None, m))
+    return [m for m in HEADLINE if m in present] + rest
+
+
+def headline_names(metrics: Sequence[str]) -> list[str]:
+    """The aggregates among ``metrics`` (names without a dataset)."""
+    return [m for m in metrics if split_key(m)[1] is None]
 
 
 def summary_frame(records: Sequence[dict]) -> pd.DataFrame:
@@ -112,15 +140,33 @@ def _nanmean(values: np.ndarray) -> float:
     return float(finite.mean()) if finite.size else math.nan
 
 
-def markdown_table(summary: pd.DataFrame, metrics: Sequence[str] | None = None) -> str:
-    """Variants × metrics as a markdown table, in percent: ``value [low, high]``."""
+def markdown_table(summary: pd.DataFrame, metrics: Sequence[str] | None = None,
+                   headers: Sequence[str] | None = None) -> str:
+    """Variants × metrics as a markdown table, in percent: ``value [low, high]``; ``headers``
+    name the metric columns (default: the metric names)."""
     metrics = list(metrics or [c for c in summary.columns if f"{c}_low" in summary.columns])
-    header = "| variant | seeds | " + " | ".join(metrics) + " |"
+    header = "| variant | seeds | " + " | ".join(headers or metrics) + " |"
     lines = [header, "|---|---|" + "---|" * len(metrics)]
     for _, row in summary.iterrows():
         cells = [_percent(row[m], row[f"{m}_low"], row[f"{m}_high"]) for m in metrics]
         lines.append(f"| {row['variant']} | {row['seeds']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def dataset_tables(summary: pd.DataFrame, metrics: Sequence[str]) -> str:
+    """The per-dataset tables of :data:`PAPER_TABLES` (markdown sections) for the metrics
+    present: one column per dataset and measure, headed ``<dataset> <label>``."""
+    sections = []
+    for title, measures in PAPER_TABLES:
+        wanted = {metric for _, metric in measures}
+        datasets = sorted({d for metric, d in map(split_key, metrics)
+                           if d is not None and metric in wanted})  # fmt: skip
+        columns = [(f"{d} {label}", f"{metric}/{d}") for d in datasets
+                   for label, metric in measures if f"{metric}/{d}" in metrics]  # fmt: skip
+        if columns:
+            headers, names = zip(*columns, strict=True)
+            sections.append(f"## {title}\n\n{markdown_table(summary, names, headers)}")
+    return "\n".join(sections)
 
 
 def _percent(value: float, low: float, high: float) -> str:
@@ -145,8 +191,8 @@ def plot_metrics(summary: pd.DataFrame, metrics: Sequence[str], target: Path) ->
     positions = np.arange(len(summary))
     for axis, metric in zip(axes.flat, metrics, strict=False):
         values = summary[metric].to_numpy(dtype=float)
-        low = np.nan_to_num(values - summary[f"{metric}_low"].to_numpy(dtype=float))
-        high = np.nan_to_num(summary[f"{metric}_high"].to_numpy(dtype=float) - values)
+        low = np.nan_to_num(values - summary[f"{metric}_low"].to_numpy(dtype=float)).clip(0)
+        high = np.nan_to_num(summary[f"{metric}_high"].to_numpy(dtype=float) - values).clip(0)
         axis.bar(positions, values, yerr=[low, high], capsize=3, color="#4c72b0")
         axis.set_xticks(positions, summary["variant"], rotation=45, ha="right", fontsize=8)
         axis.set_title(metric, fontsize=10)
@@ -207,9 +253,12 @@ def write_report(runs: Sequence[str | os.PathLike], out_csv: str | os.PathLike) 
     written = {"csv": out_csv, "markdown": out_csv.with_suffix(".md")}
     write_csv_atomic(summary, out_csv)
     metrics = metric_names(records)
-    write_text_atomic(markdown_table(summary, metrics), written["markdown"])
+    headline = headline_names(metrics) or metrics
+    tables = dataset_tables(summary, metrics)
+    text = markdown_table(summary, headline) + (f"\n{tables}" if tables else "")
+    write_text_atomic(text, written["markdown"])
     written["metrics_plot"] = out_csv.with_name(f"{out_csv.stem}_metrics.png")
-    plot_metrics(summary, metrics, written["metrics_plot"])
+    plot_metrics(summary, headline, written["metrics_plot"])
     curves = load_curves(runs, records)
     if not curves.empty:
         written["roc_plot"] = out_csv.with_name(f"{out_csv.stem}_roc.png")

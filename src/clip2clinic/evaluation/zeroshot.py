@@ -9,7 +9,6 @@ Both are pure functions of L2-normalised image embeddings and a text embedder
   ``P(positive) = sigmoid((s_pos - s_neg) / temperature)``. AUC per class and its mean.
 - :func:`zero_shot_5x200`: five-way accuracy on CheXpert 5x200; a class's score is the mean
   cosine similarity over its prompts (every severity x subtype x location combination).
-- :func:`zeroshot_mean_auc`: the mean of the datasets' mean AUCs (the summary column).
 
 Prompt wording lives beside this module: ``zeroshot_prompts.json`` and
 ``chexpert5x200_prompts.json``.
@@ -32,7 +31,7 @@ import pandas as pd
 from scipy.special import expit
 
 from clip2clinic.evaluation.classwise import (
-    combine,
+    auc_strata,
     finite_image_rows,
     known,
     label_matrix,
@@ -40,7 +39,13 @@ from clip2clinic.evaluation.classwise import (
     rank_auc,
     warn_undefined,
 )
-from clip2clinic.evaluation.results import N_BOOTSTRAP, Estimate, TaskResult, bootstrap
+from clip2clinic.evaluation.results import (
+    N_BOOTSTRAP,
+    Estimate,
+    TaskResult,
+    bootstrap,
+    proportion_estimate,
+)
 from clip2clinic.observations import slug
 
 TextEmbedder = Callable[[Sequence[str]], np.ndarray]
@@ -175,19 +180,23 @@ def zero_shot_binary(
     temperature: float = 0.1,
     seed: int = 0,
     n_boot: int = N_BOOTSTRAP,
+    groups: np.ndarray | None = None,
 ) -> TaskResult:
     """Binary zero-shot classification of every class: AUC per class and their mean.
 
     ``labels``: ``n x C`` (or ``n`` for one class), 1 positive, 0 negative; NaN or -1 leaves the
     image out for that class (counted in the table's ``n_excluded``). A class with no positives
-    (or no negatives) gets NaN and a warning. Metrics: ``zeroshot_<dataset>_mean_auc`` (mean
-    over classes with a defined AUC; interval from resampling images and recomputing the mean)
-    and ``zeroshot_<dataset>_mean_acc`` (the prompt pair's own decision, P > 0.5, per class,
-    averaged). The table has one row per class.
+    (or no negatives) gets NaN and a warning. Metrics: ``zeroshot_mean_auc`` (mean over classes
+    with a defined AUC; interval from resampling images and recomputing the mean) and
+    ``zeroshot_mean_acc`` (the prompt pair's own decision, P > 0.5, per class, averaged);
+    ``evaluate`` keys them by dataset. The table has one row per class. ``groups`` (patient
+    ids, one per image) make the intervals resample patients; AUC intervals are stratified so
+    each class keeps its positives, accuracies get Wilson intervals.
     """
     image_emb, finite = finite_image_rows(image_emb, "zero-shot")
     labels = label_matrix(labels, len(class_names), len(image_emb))
     labels = np.where(finite[:, None], labels, math.nan)
+    patients = np.arange(len(labels)) if groups is None else np.asarray(groups)
     templates = templates or default_templates()
     scores = binary_scores(image_emb, class_names, embed_texts, templates, temperature)
     judged = known(labels) & ~np.isnan(scores)
@@ -208,15 +217,16 @@ def zero_shot_binary(
             warnings.warn(f"{dataset}: class {name!r} has no zero-shot prompt; NaN", stacklevel=2)
         else:
             row["status"] = warn_undefined(f"{dataset} {name}", labels[:, c])
-        auc = bootstrap(_auc, [labels[usable, c] == 1, scores[usable, c]], n_boot, seed)
-        acc = bootstrap(np.mean, [correct[usable, c]], n_boot, seed)
+        mine = patients[usable]
+        auc = bootstrap(_auc, [labels[usable, c] == 1, scores[usable, c]], n_boot, seed,
+                        groups=mine, strata=auc_strata(labels[usable, c], mine))
+        acc = proportion_estimate(correct[usable, c], mine)
         row |= _columns("auc", auc) | _columns("acc", acc)
         rows.append(row)
 
-    name = f"zeroshot_{_dataset_key(dataset)}"
     metrics = {
-        f"{name}_mean_auc": mean_auc_estimate(labels, scores, seed, n_boot),
-        f"{name}_mean_acc": _mean_accuracy_estimate(correct, seed, n_boot),
+        "zeroshot_mean_auc": mean_auc_estimate(labels, scores, seed, n_boot, groups),
+        "zeroshot_mean_acc": _mean_accuracy_estimate(correct, seed, n_boot, groups),
     }
     return TaskResult(metrics, pd.DataFrame(rows))
 
@@ -226,9 +236,10 @@ def _auc(y_true: np.ndarray, scores: np.ndarray) -> float:
     return math.nan if np.isnan(scores).any() else rank_auc(y_true, scores)
 
 
-def _mean_accuracy_estimate(correct: np.ndarray, seed: int, n_boot: int) -> Estimate:
+def _mean_accuracy_estimate(correct: np.ndarray, seed: int, n_boot: int,
+                            groups: np.ndarray | None) -> Estimate:  # fmt: skip
     """Mean over classes (with judged cases) of the per-class accuracy; NaN = not judged."""
-    estimate = bootstrap(_mean_of_class_means, [correct], n_boot, seed)
+    estimate = bootstrap(_mean_of_class_means, [correct], n_boot, seed, groups=groups)
     n = int((~np.isnan(correct)).any(axis=1).sum())
     return Estimate(estimate.value, estimate.low, estimate.high, n)
 
@@ -243,13 +254,6 @@ def _mean_of_class_means(outcomes: np.ndarray) -> float:
 
 def _columns(prefix: str, estimate: Estimate) -> dict[str, float]:
     return {prefix: estimate.value, f"{prefix}_low": estimate.low, f"{prefix}_high": estimate.high}
-
-
-def _dataset_key(dataset: str) -> str:
-    key = re.sub(r"[^0-9a-z]+", "_", dataset.lower()).strip("_")
-    if not key:
-        raise ValueError(f"dataset name {dataset!r} gives an empty metric name")
-    return key
 
 
 def five_by_200_prompts(
@@ -282,13 +286,16 @@ def zero_shot_5x200(
     prompt_seed: int = 0,
     seed: int = 0,
     n_boot: int = N_BOOTSTRAP,
+    groups: np.ndarray | None = None,
 ) -> TaskResult:
     """CheXpert 5x200 accuracy: each image goes to the class whose prompts it is most similar
     to on average (mean cosine similarity over the class's prompts).
 
     ``class_index``: the true class of each image, an index into ``class_names``. All prompts
-    are used unless ``prompts_per_class`` asks for a seeded sample. Metric ``chexpert5x200_acc``;
-    the table has one row per true class (its accuracy and where its images went).
+    are used unless ``prompts_per_class`` asks for a seeded sample. Metric ``chexpert5x200_acc``
+    with its Wilson interval (by patient with ``groups``); the table has one row per true class
+    (its accuracy and where its images went). ``seed`` and ``n_boot`` are kept for callers;
+    accuracies need no bootstrap.
     """
     image_emb, finite = finite_image_rows(image_emb, "zero-shot")
     truth = np.asarray(class_index)
@@ -312,6 +319,7 @@ def zero_shot_5x200(
         [similarity[:, a:b].mean(axis=1) for a, b in itertools.pairwise(bounds)], axis=1
     )
     truth = truth[finite]
+    patients = (np.arange(len(finite)) if groups is None else np.asarray(groups))[finite]
     predicted = class_scores.argmax(axis=1)
     correct = (predicted == truth).astype(float)
 
@@ -319,16 +327,9 @@ def zero_shot_5x200(
     for k, name in enumerate(class_names):
         mine = truth == k
         row = {"class": name, "n": int(mine.sum()), "n_prompts": len(prompt_lists[k])}
-        row |= _columns("acc", bootstrap(np.mean, [correct[mine]], n_boot, seed))
+        row |= _columns("acc", proportion_estimate(correct[mine], patients[mine]))
         for j, other in enumerate(class_names):
             row[f"predicted_{slug(other)}"] = int((predicted[mine] == j).sum())
         rows.append(row)
-    accuracy = bootstrap(np.mean, [correct], n_boot, seed)
+    accuracy = proportion_estimate(correct, patients)
     return TaskResult({"chexpert5x200_acc": accuracy}, pd.DataFrame(rows))
-
-
-def zeroshot_mean_auc(metrics: Mapping[str, Estimate]) -> Estimate:
-    """``zeroshot_mean_auc``: the mean of every ``zeroshot_<dataset>_mean_auc`` in ``metrics``
-    (datasets evaluated, NaN ones left out), interval by :func:`classwise.combine`."""
-    pattern = re.compile(r"zeroshot_.+_mean_auc")
-    return combine([e for name, e in metrics.items() if pattern.fullmatch(name)])
