@@ -8,7 +8,14 @@ import torch
 from safetensors.torch import save_file
 from transformers import BertConfig, BertModel, SwinConfig, SwinModel
 
-from clip2clinic.embedded import MINILM_SOURCE, minilm_dir, package_model_dir, resolve_source
+from clip2clinic.embedded import (
+    BUNDLED_PACKAGES,
+    MINILM_SOURCE,
+    minilm_dir,
+    package_model_dir,
+    resolve_source,
+)
+from clip2clinic.io import InputError
 from clip2clinic.model import (
     FrozenTextEncoder,
     ImageTower,
@@ -40,11 +47,14 @@ def bert_folder(tmp_path_factory):
     return folder
 
 
-def test_minilm_folder_is_found_in_the_package():
+def test_minilm_folder_is_found_in_the_package(monkeypatch):
     folder = minilm_dir()
     assert (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
     assert resolve_source(MINILM_SOURCE) == str(folder)
     assert resolve_source("emilyalsentzer/Bio_ClinicalBERT") == "emilyalsentzer/Bio_ClinicalBERT"
+    with pytest.raises(InputError, match="not a bundled model package"):
+        package_model_dir("no_such_pkg")
+    monkeypatch.setitem(BUNDLED_PACKAGES, "no_such_pkg", "no-such-pkg")
     with pytest.raises(FileNotFoundError, match="'no_such_pkg' is not installed"):
         package_model_dir("no_such_pkg")
 

@@ -27,6 +27,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PAPER_IMAGE_SOURCE = "microsoft/swin-tiny-patch4-window7-224"
 PAPER_TEXT_SOURCE = "emilyalsentzer/Bio_ClinicalBERT"
+#: Upper bounds of this file's own size fields (the towers' are in model.towers.SIZE_LIMITS).
+_SIZE_LIMITS = {"embed_dim": 8_192, "max_length": 16_384, "width": 16_384, "layers": 64,
+                "heads": 256, "ff_dim": 65_536, "hidden_dim": 16_384, "node_dim": 16_384}
 
 
 def _check_choice(where: str, value: str, choices: tuple[str, ...]) -> None:
@@ -38,6 +41,22 @@ def _check_positive(where: str, **values: float) -> None:
     for name, value in values.items():
         if not value > 0:
             raise InputError(f"{where}.{name}: must be positive, got {value!r}")
+
+
+def check_sizes(
+    where: str, values: Mapping[str, Any], limits: Mapping[str, int], low: int = 1
+) -> None:
+    """Raise InputError unless each value (an int, or a list of ints) is in [low, limit]:
+    sizes read from a file are bounded before anything is allocated."""
+    for name, value in values.items():
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if isinstance(item, bool) or not isinstance(item, int) or not (
+                low <= item <= limits[name]
+            ):
+                raise InputError(
+                    f"{where}.{name}: {value!r} is not a whole number in [{low}, {limits[name]}]"
+                )
 
 
 def _check_tower_source(where: str, source: str | None, config: dict | None) -> None:
@@ -86,7 +105,9 @@ class TextHeadConfig:
     def __post_init__(self) -> None:
         where = "model.text.head"
         _check_choice(f"{where}.pooling", self.pooling, HEAD_POOLINGS)
-        _check_positive(where, width=self.width, heads=self.heads, ff_dim=self.ff_dim)
+        check_sizes(where, {"width": self.width, "heads": self.heads, "ff_dim": self.ff_dim},
+                    _SIZE_LIMITS)
+        check_sizes(where, {"layers": self.layers}, _SIZE_LIMITS, low=0)
         if self.layers < 0 or self.width % self.heads:
             raise InputError(
                 f"{where}: layers must be >= 0 and width ({self.width}) divisible by heads "
@@ -113,7 +134,7 @@ class TextTowerConfig:
         _check_tower_source(where, self.source, self.config)
         _check_choice(f"{where}.mode", self.mode, TEXT_MODES)
         _check_choice(f"{where}.pooling", self.pooling, TOWER_POOLINGS)
-        _check_positive(where, max_length=self.max_length)
+        check_sizes(where, {"max_length": self.max_length}, _SIZE_LIMITS)
 
 
 @dataclass
@@ -125,9 +146,9 @@ class GraphConfig:
     node_dim: int | None = None
 
     def __post_init__(self) -> None:
-        _check_positive("model.graph", hidden_dim=self.hidden_dim)
-        if self.node_dim is not None:
-            _check_positive("model.graph", node_dim=self.node_dim)
+        sizes = {"hidden_dim": self.hidden_dim, "node_dim": self.node_dim}
+        check_sizes("model.graph", {k: v for k, v in sizes.items() if v is not None},
+                    _SIZE_LIMITS)
 
 
 @dataclass
@@ -145,7 +166,8 @@ class ClinicCLIPConfig:
     learn_temperature: bool = False
 
     def __post_init__(self) -> None:
-        _check_positive("model", embed_dim=self.embed_dim, temperature=self.temperature)
+        check_sizes("model", {"embed_dim": self.embed_dim}, _SIZE_LIMITS)
+        _check_positive("model", temperature=self.temperature)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict of lists, numbers and strings (JSON and ``yaml.safe_dump`` friendly)."""

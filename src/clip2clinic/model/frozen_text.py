@@ -13,24 +13,25 @@ from collections.abc import Sequence
 import torch
 from transformers import AutoModel
 
-from clip2clinic.embedded import resolve_source
-from clip2clinic.model.towers import load_tokenizer, masked_mean
+from clip2clinic.embedded import from_source
+from clip2clinic.model.towers import load_tokenizer, masked_mean, tower_config
 
 
 class FrozenTextEncoder:
     """A pretrained transformers text model in eval mode, run without gradients on CPU or GPU.
 
     Texts are tokenised once, sorted by length and batched with per-batch padding, so short
-    texts cost little; results come back in the input order.
+    texts cost little; results come back in the input order. ``download``: a hub id not in
+    the local cache may be fetched (what the user asked for, e.g. ``prepare --text-model``).
     """
 
-    def __init__(self, source: str, max_length: int, device: str | torch.device = "cpu"):
+    def __init__(self, source: str, max_length: int, device: str | torch.device = "cpu",
+                 download: bool = False):
         self.max_length = max_length
         self.device = torch.device(device)
-        self.tokenizer = load_tokenizer(source)
-        self.model = AutoModel.from_pretrained(
-            resolve_source(source), use_safetensors=True, trust_remote_code=False
-        )
+        self.tokenizer = load_tokenizer(source, download=download)
+        tower_config(source, None, download=download)  # sizes checked before allocation
+        self.model = from_source(AutoModel, source, download=download, use_safetensors=True)
         self.model.eval().requires_grad_(False).to(self.device)
         self.hidden_size = int(self.model.config.hidden_size)
 

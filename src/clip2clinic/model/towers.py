@@ -1,29 +1,61 @@
 """Image and text towers: a transformers backbone, pooled and linearly projected.
 
 Backbones come from ``transformers.AutoModel``: pretrained weights by hub name or local folder
-(safetensors only, never remote code), or random weights from a config dict. Projections are
-not normalised here; :class:`clip2clinic.model.ClinicCLIP` normalises.
+(safetensors only, never remote code, see :mod:`clip2clinic.embedded`), or random weights from
+a config dict whose sizes are checked against :data:`SIZE_LIMITS` before anything is
+allocated. Projections are not normalised here; :class:`clip2clinic.model.ClinicCLIP`
+normalises.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel
+from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from clip2clinic.embedded import resolve_source
-from clip2clinic.model.config import ImageTowerConfig, TextTowerConfig
+from clip2clinic.embedded import from_source
+from clip2clinic.io import InputError
+from clip2clinic.model.config import ImageTowerConfig, TextTowerConfig, check_sizes
+
+if TYPE_CHECKING:  # transformers.modeling_utils takes ~1.7 s to import
+    from transformers import PretrainedConfig, PreTrainedModel
+
+#: Bounds of the size fields of a transformers config (inclusive); a config outside them is
+#: refused before any tensor is allocated.
+SIZE_LIMITS = {
+    "hidden_size": 16_384, "intermediate_size": 65_536, "num_hidden_layers": 128,
+    "num_attention_heads": 256, "vocab_size": 1_000_000, "max_position_embeddings": 65_536,
+    "embed_dim": 4_096, "image_size": 4_096, "patch_size": 512, "num_channels": 16,
+    "window_size": 512, "depths": 128, "num_heads": 256, "type_vocab_size": 1_024,
+}  # fmt: skip
 
 
-def tower_config(source: str | None, config: dict[str, Any] | None) -> PretrainedConfig:
+#: Most parameters a tower config may describe (about 8 GB in float32).
+MAX_PARAMETERS = 2_000_000_000
+
+
+def tower_config(
+    source: str | None, config: dict[str, Any] | None, download: bool = False
+) -> PretrainedConfig:
     """The transformers config of a tower: from the ``config`` dict when given, else read from
-    ``source`` (a local folder or a cached hub name; nothing is downloaded when offline)."""
-    if config is not None:
-        values = dict(config)
+    ``source`` (a local folder, bundled package or cached hub id; fetched only if
+    ``download``). Raises InputError when its sizes are out of bounds."""
+    if config is None:
+        config = from_source(AutoConfig, source, download=download).to_dict()
+    values = dict(config)
+    where = f"tower config ({source or values.get('model_type')})"
+    check_sizes(where, {k: v for k, v in values.items() if k in SIZE_LIMITS}, SIZE_LIMITS)
+    if estimated_parameters(values) > MAX_PARAMETERS:
+        raise InputError(
+            f"{where}: describes about {estimated_parameters(values):.2g} parameters, more than "
+            f"{MAX_PARAMETERS:.0e}; refusing to allocate it"
+        )
+    try:
         return AutoConfig.for_model(values.pop("model_type"), **values)
-    return AutoConfig.from_pretrained(resolve_source(source), trust_remote_code=False)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise InputError(f"tower config: {exc}") from None
 
 
 def load_backbone(
@@ -32,12 +64,12 @@ def load_backbone(
     """A transformers backbone: pretrained weights from ``source`` when ``pretrained`` and a
     source is given, else random weights with the architecture of :func:`tower_config`."""
     if pretrained and source is not None:
-        path = resolve_source(source)
+        tower_config(source, config, download=True)  # sizes checked before allocation
         try:
-            return AutoModel.from_pretrained(path, use_safetensors=True, trust_remote_code=False)
+            return from_source(AutoModel, source, download=True, use_safetensors=True)
         except OSError as exc:
             raise OSError(
-                f"cannot load the pretrained tower {source!r} ({path}): it must be a local folder "
+                f"cannot load the pretrained tower {source!r}: it must be a local folder "
                 "or a hub model in the Hugging Face cache, with safetensors weights "
                 f"(model.safetensors). Cause: {exc}"
             ) from exc
@@ -46,9 +78,22 @@ def load_backbone(
     return AutoModel.from_config(model_config, trust_remote_code=False)
 
 
-def load_tokenizer(source: str):
-    """The tokenizer of a text tower source (hub name, folder, or ``package:<module>``)."""
-    return AutoTokenizer.from_pretrained(resolve_source(source), trust_remote_code=False)
+def load_tokenizer(source: str, download: bool = False):
+    """The tokenizer of a text tower source (hub name, folder, or ``package:<module>``);
+    ``download``: a hub id not in the local cache may be fetched (see :func:`from_source`)."""
+    return from_source(AutoTokenizer, source, download=download)
+
+
+def estimated_parameters(values: dict[str, Any]) -> float:
+    """A rough parameter count of a transformer config: 12·width² per layer (attention and a
+    4x MLP), plus the embedding tables; Swin widths double at each stage."""
+    if isinstance(values.get("depths"), list):
+        width = int(values.get("embed_dim", 0))
+        layers = [(width * 2**stage, int(d)) for stage, d in enumerate(values["depths"])]
+    else:
+        layers = [(int(values.get("hidden_size", 0)), int(values.get("num_hidden_layers", 0)))]
+    tables = int(values.get("vocab_size", 0)) + int(values.get("max_position_embeddings", 0))
+    return sum(12.0 * w * w * d for w, d in layers) + tables * layers[0][0]
 
 
 def _check_swin_windows(config: PretrainedConfig) -> None:

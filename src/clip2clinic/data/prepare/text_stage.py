@@ -47,8 +47,9 @@ def save_tensors(tensors: dict[str, torch.Tensor], target: Path, metadata: dict)
 
 def tokenize(texts: Sequence[str], text_model: str, max_length: int) -> dict[str, torch.Tensor]:
     """Token ids and attention masks, padded to ``max_length`` (int32)."""
-    encoded = load_tokenizer(text_model)(list(texts), truncation=True, max_length=max_length,
-                                         padding="max_length", return_tensors="pt")
+    tokenizer = load_tokenizer(text_model, download=True)
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length,
+                        padding="max_length", return_tensors="pt")
     return {"input_ids": encoded["input_ids"].int(),
             "attention_mask": encoded["attention_mask"].int()}
 
@@ -71,7 +72,7 @@ def run_text_stage(texts: pd.DataFrame, graphs: Iterable[dict], cache: Path, tex
         texts.to_parquet(tmp, index=False)
     strings = list(texts["text"])
     save_tensors(tokenize(strings, text_model, max_length), cache / TOKENS, info)
-    encoder = FrozenTextEncoder(text_model, max_length)
+    encoder = FrozenTextEncoder(text_model, max_length, download=True)
     if features:
         token_features, masks = encoder.token_features(strings)
         save_tensors({"features": token_features, "attention_mask": masks}, cache / FEATURES,
