@@ -1,7 +1,9 @@
-"""The ``clip2clinic`` command line: one sub-command per module in ``COMMAND_MODULES``.
+"""The ``clip2clinic`` command line: one sub-command per module in :data:`COMMANDS`.
 
 Each listed module defines ``register(subparsers)``, which adds its sub-parser and sets
-``func`` (called with the parsed arguments, returning an exit code) as a default.
+``func`` (called with the parsed arguments, returning an exit code) as a default. Only the
+module of the command being run is imported (the others appear by name and one-line help), so
+``clip2clinic --help`` and ``clip2clinic COMMAND --help`` start fast.
 """
 
 from __future__ import annotations
@@ -10,27 +12,43 @@ import argparse
 import importlib
 import logging
 import sys
+from collections.abc import Sequence
 
 from clip2clinic import __version__
-from clip2clinic.io import InputError
 
-COMMAND_MODULES: tuple[str, ...] = (
-    "clip2clinic.reports.label_command",
-    "clip2clinic.reports.graph_command",
-    "clip2clinic.data.prepare_command",
-    "clip2clinic.reports.negate_command",
-    "clip2clinic.reports.clean_command",
-    "clip2clinic.data.phantom_command",
-    "clip2clinic.training.train_command",
-    "clip2clinic.evaluation.evaluate_command",
-    "clip2clinic.evaluation.report_command",
-    "clip2clinic.sweep.sweep_command",
-    "clip2clinic.demo.demo_command",
-)
+#: Sub-command name -> (module with ``register``, the one-line help it registers).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "label": ("clip2clinic.reports.label_command",
+              "label reports with the 14 CheXpert observations"),
+    "graph": ("clip2clinic.reports.graph_command",
+              "extract RadGraph-style entity/relation graphs from reports"),
+    "prepare": ("clip2clinic.data.prepare_command",
+                "clean, label, graph and negate reports; cache images and texts; "
+                "write a manifest"),
+    "negate": ("clip2clinic.reports.negate_command",
+               "make negation-based hard negatives of reports"),
+    "clean": ("clip2clinic.reports.clean_command",
+              "extract findings + impression and clean reports for training"),
+    "phantom": ("clip2clinic.data.phantom_command",
+                "write a synthetic chest X-ray corpus in the MIMIC-CXR-JPG layout"),
+    "train": ("clip2clinic.training.train_command",
+              "train a CLIP model (any ablation variant) on a prepared manifest"),
+    "evaluate": ("clip2clinic.evaluation.evaluate_command",
+                 "score a checkpoint: CXR-Align, zero-shot, 5x200, probes, retrieval, "
+                 "adversarial pairs, normal case detection"),
+    "report": ("clip2clinic.evaluation.report_command",
+               "summarise evaluated runs: results_summary.csv, a markdown table and plots"),
+    "sweep": ("clip2clinic.sweep.sweep_command",
+              "train a variant over a grid of settings and seeds, score each on the "
+              "validation split, choose the best"),
+    "demo": ("clip2clinic.demo.demo_command",
+             "phantom -> prepare -> train every variant -> evaluate -> results_summary.csv"),
+}  # fmt: skip
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser with every sub-command registered."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser: ``command``'s module registers its sub-parser, the others are
+    placeholders with their one-line help; every module registers when ``command`` is None."""
     parser = argparse.ArgumentParser(
         prog="clip2clinic",
         description="Medical CLIP with dynamic soft labels and negation-aware hard negatives.",
@@ -38,19 +56,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    for name, (module, help_) in COMMANDS.items():
+        if command is None or name == command:
+            importlib.import_module(module).register(subparsers)
+        else:
+            subparsers.add_parser(name, help=help_)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``clip2clinic`` console script."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # The top-level options take no value, so the first other word names the command.
+    command = next((word for word in argv if not word.startswith("-")), "")
+    args = build_parser(command).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
     logging.captureWarnings(True)  # library warnings as one log line each
+    from clip2clinic.io import InputError  # after parsing: --help need not load pandas
+
     try:
         return int(args.func(args) or 0)
     except InputError as exc:
