@@ -50,11 +50,13 @@ def decode_lenient(data: bytes, source: str = "<bytes>") -> str:
     return "".join(out)
 
 
-def read_table(path: str | os.PathLike, required: Sequence[str] = ()) -> pd.DataFrame:
+def read_table(path: str | os.PathLike, required: Sequence[str] = (),
+               path_columns: Sequence[str] = ()) -> pd.DataFrame:
     """Read a CSV (optionally gzip-compressed) as strings, NaN kept for empty cells.
 
-    Raises :class:`InputError` if the file is missing, empty, not parseable as CSV, or lacks a
-    required column.
+    Raises :class:`InputError` if the file is missing, empty, not parseable as CSV, lacks a
+    required column, or has a cell in ``path_columns`` (paths relative to the dataset root)
+    that leaves the root (see :func:`check_inside_root`).
     """
     path = Path(path)
     if not path.is_file():
@@ -79,6 +81,8 @@ def read_table(path: str | os.PathLike, required: Sequence[str] = ()) -> pd.Data
             f"{path}: missing column(s) {', '.join(map(repr, missing))}; "
             f"the file has {', '.join(map(repr, frame.columns))}"
         )
+    for column in path_columns:
+        check_inside_root(frame[column], f"{path}: column {column!r}")
     return frame
 
 
@@ -107,6 +111,26 @@ def write_text_atomic(text: str, target: str | os.PathLike) -> None:
     """Write ``text`` as UTF-8 atomically."""
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+#: A path that is absolute (POSIX, UNC or a drive letter) or has a ``..`` component.
+_ESCAPING_PATH = r"^[\\/]|^[A-Za-z]:|(?:^|[\\/])\.\.(?:[\\/]|$)"
+
+
+def check_inside_root(paths: Sequence[object], where: str,
+                      rows: Sequence[object] | None = None) -> None:
+    """Raise InputError naming the first of ``paths`` (relative to some root) that would leave
+    that root: absolute, or climbing out with ``..``. ``rows`` names each path's row in
+    ``where`` (default: "row 1", "row 2", ... in order); empty cells are fine."""
+    values = pd.Series(list(paths), dtype=object).map(as_text)
+    bad = values.str.contains(_ESCAPING_PATH, regex=True)
+    if bad.any():
+        index = int(bad.to_numpy().argmax())
+        row = rows[index] if rows is not None else f"row {index + 1}"
+        raise InputError(
+            f"{where}: {row}: path {values[index]!r} is outside its root folder (absolute or "
+            "with '..'); paths in this file must be relative to it"
+        )
 
 
 def as_text(value: object) -> str:

@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from clip2clinic.io import InputError, atomic_path
+from clip2clinic.io import InputError, atomic_path, check_inside_root
 from clip2clinic.observations import CHEXPERT_CLASSES
 
 MANIFEST_VERSION = 1
@@ -65,7 +65,8 @@ def write_manifest(frame: pd.DataFrame, path: str | os.PathLike) -> None:
 
 
 def read_manifest(path: str | os.PathLike, split: str | None = None) -> pd.DataFrame:
-    """Read a manifest (optionally one split); a clear error names a missing or foreign file."""
+    """Read a manifest (optionally one split); a clear error names a missing or foreign file,
+    or a row whose ``image_cache`` would leave the cache folder."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such manifest (run `clip2clinic prepare` first)")
@@ -81,7 +82,10 @@ def read_manifest(path: str | os.PathLike, split: str | None = None) -> pd.DataF
             f"{path}: manifest version {int(version)}, this clip2clinic reads "
             f"{MANIFEST_VERSION}; re-run `clip2clinic prepare`"
         )
-    return table.to_pandas()
+    frame = table.to_pandas()
+    check_inside_root(frame["image_cache"], f"{path}: column 'image_cache'",
+                      rows=[f"image {i}" for i in frame["image_id"]])
+    return frame
 
 
 def label_matrix(frame: pd.DataFrame, column: str = "labels") -> np.ndarray:

@@ -90,6 +90,11 @@ def run(args: argparse.Namespace) -> int:
     log.info("%d report(s) cleaned (%s) in %.1f s: %d without text, %d failed -> %s",
              len(reports), args.backend, time.perf_counter() - started, empty, failed,
              args.output)
+    if settings is not None and cleaner.sent and cleaner.failed == cleaner.sent:
+        log.error("every one of the %d request(s) to %s failed (first: %s); the output keeps "
+                  "the rule-based text", cleaner.sent, cleaner.endpoint,
+                  next(e for e in errors if e))
+        return 1
     return 0
 
 

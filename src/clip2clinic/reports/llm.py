@@ -8,8 +8,11 @@ Safety: MIMIC-CXR's data use agreement forbids sharing the reports with third pa
 server must be this machine (localhost, 127.0.0.0/8, ::1) unless the caller passes
 ``allow_remote=True`` (``--allow-remote-llm``). Private network addresses (10.x, 192.168.x,
 ...) are refused too: a machine on the same network may belong to someone else. The host is
-checked as written, without a DNS lookup; proxies from the environment are ignored (a proxy
-would carry the reports off the machine even for a localhost URL) and redirects are refused.
+checked as written, without a DNS lookup: only the name "localhost" itself is trusted (a
+``*.localhost`` name is any other name, which DNS may point anywhere), and a URL with user info
+(``user@host``), a backslash or a control character is refused, so what is checked is what is
+contacted. Proxies from the environment are ignored (a proxy would carry the reports off the
+machine even for a localhost URL) and redirects are refused.
 
 Resumable: every finished row is appended to a JSON-lines cache keyed by a hash of the prompt
 version, the model and the report, so a re-run sends only the rows not done yet. A row whose
@@ -116,11 +119,17 @@ def check_local_endpoint(url: str, allow_remote: bool = False) -> None:
     """Raise :class:`RemoteHostRefused` unless ``url`` points at this machine.
 
     Local means the host name "localhost" or a loopback address (127.0.0.0/8, ::1,
-    ::ffff:127.x). Nothing is resolved or contacted here.
+    ::ffff:127.x). Nothing is resolved or contacted here. A URL with user info, a backslash,
+    white space or a control character raises InputError, remote allowed or not.
     """
     parsed = urllib.parse.urlsplit(url.strip())
     if parsed.scheme not in ("http", "https"):
         raise InputError(f"LLM URL {url!r}: expected http:// or https://")
+    if "@" in parsed.netloc or _UNSAFE_URL.search(url.strip()):
+        raise InputError(
+            f"LLM URL {url!r}: user info (user@host), backslashes, spaces and control "
+            f"characters are not allowed; give a token through {API_KEY_ENV}"
+        )
     host = (parsed.hostname or "").rstrip(".").lower()
     if not host:
         raise InputError(f"LLM URL {url!r}: no host name")
@@ -134,8 +143,11 @@ def check_local_endpoint(url: str, allow_remote: bool = False) -> None:
     )
 
 
+_UNSAFE_URL = re.compile(r"[\\\s\x00-\x1f\x7f]")
+
+
 def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost":
         return True
     try:
         address = ipaddress.ip_address(host)
@@ -188,7 +200,10 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 class LLMCleaner:
-    """Cleans reports through an OpenAI-compatible endpoint, with a resumable cache."""
+    """Cleans reports through an OpenAI-compatible endpoint, with a resumable cache.
+
+    After :meth:`clean_many`, ``sent`` and ``failed`` count its distinct requests.
+    """
 
     def __init__(self, settings: LLMSettings, cache_path: str | os.PathLike | None = None):
         check_local_endpoint(settings.url, settings.allow_remote)
@@ -200,6 +215,7 @@ class LLMCleaner:
         self.cache = _load_cache(self.cache_path) if self.cache_path else {}
         # No proxies (they would carry reports off this machine) and no redirects.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect)
+        self.sent = self.failed = 0
 
     def clean_one(self, report: str) -> str:
         """The cleaned report, asking the server (raises :class:`LLMError` on failure)."""
@@ -267,6 +283,7 @@ class LLMCleaner:
                     progress(rows_per_key[key])
         finally:  # on Ctrl-C, send nothing more; what finished is in the cache
             pool.shutdown(wait=True, cancel_futures=True)
+        self.sent, self.failed = len(pending), len(failures)
         if failures:
             log.warning("%d report(s) failed; they keep the rule-based text (see the error "
                         "column)", len(failures))

@@ -107,7 +107,7 @@ class CheXpert(XrayDataset):
         for split, name in SPLIT_FILES.items():
             if not (folder / name).is_file():
                 raise missing_root_error(type(self), folder, [name])
-            table = read_table(folder / name, required=required)
+            table = read_table(folder / name, required=required, path_columns=["Path"])
             frames.append(chexpert_frame(table, folder, split))
             labels.append(to_float_labels(table, CHEXPERT_CLASSES))
         frame = pd.concat(frames, ignore_index=True)
@@ -164,7 +164,7 @@ class CheXpert5x200(XrayDataset):
                     break
         required = ["Path", "Frontal/Lateral", *FIVE_CLASSES]
         if released is not None:
-            rows = read_table(released, required=required)
+            rows = read_table(released, required=required, path_columns=["Path"])
             self.source = f"released file {released}"
         else:
             train = read_table(

@@ -73,7 +73,7 @@ REPORTS_ROOT/ (default ROOT; the unzipped mimic-cxr-reports.zip)
             raise missing_root_error(type(self), reports, ["files (the report folder)"])
 
         ids = ["dicom_id", "subject_id", "study_id"]
-        metadata = read_table(root / METADATA, required=[*ids, "ViewPosition"])
+        metadata = read_table(root / METADATA, required=[*ids, "ViewPosition"], path_columns=ids)
         split = read_table(root / SPLIT, required=["dicom_id", "split"])
         study_labels = read_table(
             root / LABEL_FILES[labeler], required=["subject_id", "study_id", *CHEXPERT_CLASSES]

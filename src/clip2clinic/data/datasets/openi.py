@@ -118,7 +118,8 @@ ROOT/                          (the Kaggle copy, raddar/chest-xrays-indiana-univ
         self.image_dir = image_dir
 
         reports = read_table(root / REPORTS, required=["uid", "Problems", "findings", "impression"])
-        projections = read_table(root / PROJECTIONS, required=["uid", "filename", "projection"])
+        projections = read_table(root / PROJECTIONS, required=["uid", "filename", "projection"],
+                                 path_columns=["filename"])
         if views is not None:
             wanted = {v.lower() for v in views}
             projections = projections[projections["projection"].str.lower().isin(wanted)]
