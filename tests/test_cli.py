@@ -45,11 +45,12 @@ def test_building_the_parser_imports_no_heavy_library() -> None:
 
 
 def test_the_api_imports_torch_geometric_and_pydicom_only_when_used() -> None:
-    """Both are slow to import (torch_geometric alone adds seconds): graphs and DICOMs load
-    them on first use."""
+    """All three are slow to import (torch_geometric alone adds seconds; transformers'
+    modeling_utils 1.7 s): graphs, DICOMs and the first tower built load them."""
     code = (
         "import sys; import clip2clinic.api, clip2clinic.training.trainer; "
-        "print(','.join(m for m in ('torch_geometric', 'pydicom') if m in sys.modules))"
+        "print(','.join(m for m in ('torch_geometric', 'pydicom', 'transformers.modeling_utils') "
+        "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from transformers import AutoModel
 
 from clip2clinic.embedded import from_source
 from clip2clinic.model.towers import load_tokenizer, masked_mean, tower_config
@@ -27,6 +26,8 @@ class FrozenTextEncoder:
 
     def __init__(self, source: str, max_length: int, device: str | torch.device = "cpu",
                  download: bool = False):
+        from transformers import AutoModel
+
         self.max_length = max_length
         self.device = torch.device(device)
         self.tokenizer = load_tokenizer(source, download=download)

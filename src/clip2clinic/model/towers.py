@@ -13,13 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from clip2clinic.embedded import from_source
 from clip2clinic.io import InputError
 from clip2clinic.model.config import ImageTowerConfig, TextTowerConfig, check_sizes
 
-if TYPE_CHECKING:  # transformers.modeling_utils takes ~1.7 s to import
+if TYPE_CHECKING:  # transformers loads on first use (modeling_utils alone takes ~1.7 s)
     from transformers import PretrainedConfig, PreTrainedModel
 
 #: Bounds of the size fields of a transformers config (inclusive); a config outside them is
@@ -42,6 +41,8 @@ def tower_config(
     """The transformers config of a tower: from the ``config`` dict when given, else read from
     ``source`` (a local folder, bundled package or cached hub id; fetched only if
     ``download``). Raises InputError when its sizes are out of bounds."""
+    from transformers import AutoConfig
+
     if config is None:
         config = from_source(AutoConfig, source, download=download).to_dict()
     values = dict(config)
@@ -63,6 +64,8 @@ def load_backbone(
 ) -> PreTrainedModel:
     """A transformers backbone: pretrained weights from ``source`` when ``pretrained`` and a
     source is given, else random weights with the architecture of :func:`tower_config`."""
+    from transformers import AutoModel
+
     if pretrained and source is not None:
         tower_config(source, config, download=True)  # sizes checked before allocation
         try:
@@ -81,6 +84,8 @@ def load_backbone(
 def load_tokenizer(source: str, download: bool = False):
     """The tokenizer of a text tower source (hub name, folder, or ``package:<module>``);
     ``download``: a hub id not in the local cache may be fetched (see :func:`from_source`)."""
+    from transformers import AutoTokenizer
+
     return from_source(AutoTokenizer, source, download=download)
 
 
