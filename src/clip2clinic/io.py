@@ -8,13 +8,16 @@ interrupted job never leaves a half-written output.
 from __future__ import annotations
 
 import csv
+import glob
 import gzip
 import io
 import logging
 import os
-import tempfile
+import re
+import secrets
+import stat
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pandas as pd
@@ -86,19 +89,98 @@ def read_table(path: str | os.PathLike, required: Sequence[str] = (),
     return frame
 
 
-@contextmanager
-def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; on success rename it onto ``target``."""
+def check_output(target: str | os.PathLike, inputs: Sequence[str | os.PathLike] = ()) -> None:
+    """Raise InputError unless ``target`` may be replaced by a new regular file: it must not be
+    one of ``inputs`` (after resolving links), a symlink, a directory, a FIFO, a device or a
+    socket. A missing ``target`` is fine."""
     target = Path(target)
+    for source in inputs:
+        if Path(source).exists() and target.exists() and os.path.samefile(source, target):
+            raise InputError(f"{target}: the output is the input file {source}; write elsewhere")
+    try:
+        mode = target.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(mode):
+        raise InputError(f"{target}: the output is a symbolic link; refusing to replace it "
+                         "(give the path it points to, or another name)")
+    if stat.S_ISDIR(mode):
+        raise InputError(f"{target}: the output is a directory; give a file name")
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{target}: the output is not a regular file (a FIFO, device or "
+                         "socket); refusing to replace it")
+
+
+@contextmanager
+def atomic_path(target: str | os.PathLike, fsync: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; on success rename it onto ``target``.
+
+    The target is checked first (:func:`check_output`). The temporary file gets the user's
+    umask (like any new file) and is fsynced before the rename unless ``fsync`` is False (for
+    caches that are verified when reused). Its name holds this process id, so temporary files
+    left by a killed run (they may hold report text) are removed by the next write to the same
+    target.
+    """
+    target = Path(target)
+    check_output(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp_path = Path(tmp)
+    _remove_orphans(target)
+    tmp_path = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield tmp_path
+        if fsync:
+            _fsync(tmp_path)
+        check_output(target)  # nothing became a link or device while we wrote
         os.replace(tmp_path, target)
+        if fsync:
+            with suppress(OSError):  # not every file system syncs a directory
+                _fsync(target.parent)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def sync_tree(folder: Path) -> None:
+    """fsync every file and folder under ``folder`` (and it), e.g. before renaming a finished
+    checkpoint folder into place."""
+    for path in [*folder.rglob("*"), folder]:
+        try:
+            _fsync(path)
+        except OSError:
+            if not path.is_dir():  # not every file system syncs a directory
+                raise
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
+
+
+def _remove_orphans(target: Path) -> None:
+    """Delete temporary files of ``target`` whose writing process no longer runs."""
+    for path in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        match = _TEMP_NAME.match(path.name)
+        if match and match["name"] == target.name and not _running(int(match["pid"])):
+            path.unlink(missing_ok=True)
+            log.info("removed %s, left by an interrupted run", path)
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def write_csv_atomic(frame: pd.DataFrame, target: str | os.PathLike) -> None:

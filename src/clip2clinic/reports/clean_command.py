@@ -16,7 +16,14 @@ import pandas as pd
 from tqdm import tqdm
 
 from clip2clinic.cli_args import PROGRESS_FROM
-from clip2clinic.io import InputError, as_text, decode_lenient, read_table, write_csv_atomic
+from clip2clinic.io import (
+    InputError,
+    as_text,
+    check_output,
+    decode_lenient,
+    read_table,
+    write_csv_atomic,
+)
 from clip2clinic.reports.cleanup import clean_many
 from clip2clinic.reports.sections import iu_report_text, report_text
 
@@ -62,6 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Read, extract, clean, write."""
+    check_output(args.output, [args.input])
     started = time.perf_counter()
     settings = _llm_settings(args) if args.backend == "llm" else None  # refuse remote first
     ids, reports = _read_reports(args)

@@ -14,7 +14,7 @@ import logging
 from tqdm.auto import tqdm
 
 from clip2clinic.cli_args import PROGRESS_FROM, add_report_table_arguments
-from clip2clinic.io import InputError, as_text, atomic_path, read_table
+from clip2clinic.io import InputError, as_text, atomic_path, check_output, read_table
 from clip2clinic.reports.graph import BACKENDS, empty_graph, get_extractor
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,7 @@ def graph_records(extractor, ids: list, texts: list[str], progress: bool = False
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output(args.output, [args.input])
     frame = read_table(args.input, required=[args.text_column, args.id_column])
     extractor = _extractor(args)
     texts = [as_text(t) for t in frame[args.text_column]]

@@ -11,7 +11,7 @@ import logging
 import pandas as pd
 
 from clip2clinic.cli_args import PROGRESS_FROM, add_report_table_arguments
-from clip2clinic.io import InputError, as_text, read_table, write_csv_atomic
+from clip2clinic.io import InputError, as_text, check_output, read_table, write_csv_atomic
 from clip2clinic.observations import CHEXPERT_CLASSES
 from clip2clinic.reports.labeler import BACKENDS, get_labeler
 
@@ -45,6 +45,7 @@ def labels_table(ids: pd.Series, labels: pd.DataFrame, id_column: str) -> pd.Dat
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output(args.output, [args.input])
     frame = read_table(args.input, required=[args.text_column, args.id_column])
     if args.backend == "chexbert" and not args.checkpoint:
         raise InputError("--backend chexbert needs --checkpoint PATH (a .safetensors file)")

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from clip2clinic.io import InputError, write_text_atomic
+from clip2clinic.io import InputError, sync_tree, write_text_atomic
 
 STATE_DIR = "training_state"
 STATE_JSON = "trainer_state.json"
@@ -69,7 +69,9 @@ def fresh_folder(path: Path) -> Path:
 
 
 def swap_into_place(tmp: Path, target: Path) -> None:
-    """Rename the complete folder ``tmp`` to ``target``, replacing an existing one."""
+    """Rename the complete folder ``tmp`` to ``target`` (its files fsynced first), replacing an
+    existing one."""
+    sync_tree(tmp)
     old = target.with_name(f".old-{target.name}")
     shutil.rmtree(old, ignore_errors=True)
     if target.exists():
