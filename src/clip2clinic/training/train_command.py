@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from clip2clinic.io import InputError
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -37,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from accelerate import PartialState
 
+    from clip2clinic.io import InputError
     from clip2clinic.training.config import load_config, named_config, with_overrides
     from clip2clinic.training.trainer import TrainingDiverged, load_run_config, train
 
