@@ -38,7 +38,7 @@ def test_read_table_falls_back_to_latin1_per_line(tmp_path: Path) -> None:
         (b"", "empty"),
         (b"id,text\n1,x\n", r"missing column\(s\) .report."),
         (b'id,report\nok,x\nbad,"unterminated\n', "unreadable CSV"),
-        (b"id,report\nok,x\nextra,a,b,c\n", "unreadable CSV"),
+        (b"id,report\nok,x\nextra,a,b,c\n", "line 3: 4 fields but the header has 2"),
     ],
 )
 def test_read_table_errors_name_the_file(tmp_path: Path, content: bytes, message: str) -> None:

@@ -30,7 +30,7 @@ def test_writes_id_and_the_14_columns_as_integers(tmp_path: Path) -> None:
     assert out["study"].tolist() == ["s1", "s2", "s3", "s4"]
     assert out.loc[0, "Cardiomegaly"] == "1" and out.loc[0, "Pleural Effusion"] == "0"
     assert out.loc[0, "No Finding"] == "" and out.loc[2, "No Finding"] == "1"
-    assert out.loc[3, "No Finding"] == "1"  # mentions nothing, as in the CheXpert labeler
+    assert out.loc[3, "No Finding"] == ""  # a blank report is blank, not "No Finding"
     assert out.loc[1, "Pneumonia"] == "-1"
     assert set(out[list(CHEXPERT_CLASSES)].to_numpy().ravel()) <= {"1", "0", "-1", ""}
 

@@ -73,6 +73,7 @@ def read_table(path: str | os.PathLike, required: Sequence[str] = (),
     if not raw.strip():
         raise InputError(f"{path}: the file is empty (no header row)")
     text = decode_lenient(raw, str(path))
+    _check_field_counts(text, path)
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
@@ -109,6 +110,32 @@ def check_output(target: str | os.PathLike, inputs: Sequence[str | os.PathLike] 
     if not stat.S_ISREG(mode):
         raise InputError(f"{target}: the output is not a regular file (a FIFO, device or "
                          "socket); refusing to replace it")
+
+
+def _check_field_counts(text: str, path: Path) -> None:
+    """Raise InputError naming the first line with more fields than the header (pandas would
+    silently take the first column as an index and shift every other one)."""
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, [])
+    for record in reader:
+        if len(record) > len(header):
+            raise InputError(
+                f"{path}: line {reader.line_num}: {len(record)} fields but the header has "
+                f"{len(header)}; quote values that contain commas"
+            )
+
+
+def check_ids(ids: pd.Series, where: str) -> None:
+    """Warn, with counts, about empty and duplicate values of an id column (every row is still
+    kept, in input order)."""
+    text = ids.map(as_text).str.strip()
+    empty = int(text.eq("").sum())
+    repeated = text[text.ne("") & text.duplicated(keep=False)]
+    if empty:
+        log.warning("%s: %d row(s) with an empty id", where, empty)
+    if len(repeated):
+        log.warning("%s: %d id(s) appear on more than one row (%d rows in all); the output keeps "
+                    "every row in input order", where, repeated.nunique(), len(repeated))
 
 
 @contextmanager

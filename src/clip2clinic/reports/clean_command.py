@@ -19,6 +19,7 @@ from clip2clinic.cli_args import PROGRESS_FROM
 from clip2clinic.io import (
     InputError,
     as_text,
+    check_ids,
     check_output,
     decode_lenient,
     read_table,
@@ -151,6 +152,7 @@ def _read_reports(args: argparse.Namespace) -> tuple[pd.DataFrame, list[str]]:
             raise InputError(f"--text-column is required for --format {args.format}")
         frame = read_table(args.input, required=[args.id_column, args.text_column])
         reports = [report_text(as_text(t), args.format) for t in frame[args.text_column]]
+    check_ids(frame[args.id_column], f"{args.input}: column {args.id_column!r}")
     return frame[[args.id_column]].reset_index(drop=True), reports
 
 

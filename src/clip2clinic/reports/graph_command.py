@@ -13,8 +13,8 @@ import logging
 
 from tqdm.auto import tqdm
 
-from clip2clinic.cli_args import PROGRESS_FROM, add_report_table_arguments
-from clip2clinic.io import InputError, as_text, atomic_path, check_output, read_table
+from clip2clinic.cli_args import PROGRESS_FROM, add_report_table_arguments, read_report_table
+from clip2clinic.io import InputError, as_text, atomic_path
 from clip2clinic.reports.graph import BACKENDS, empty_graph, get_extractor
 
 log = logging.getLogger(__name__)
@@ -87,8 +87,7 @@ def graph_records(extractor, ids: list, texts: list[str], progress: bool = False
 
 
 def run(args: argparse.Namespace) -> int:
-    check_output(args.output, [args.input])
-    frame = read_table(args.input, required=[args.text_column, args.id_column])
+    frame = read_report_table(args)
     extractor = _extractor(args)
     texts = [as_text(t) for t in frame[args.text_column]]
     ids = [None if as_text(i) == "" else str(i) for i in frame[args.id_column]]

@@ -1,6 +1,8 @@
 """``clip2clinic label``: CheXpert labels for every report of a CSV (contract 1 in DESIGN.md).
 
 Writes the ID column plus the 14 CheXpert columns, values 1, 0, -1 or empty (not mentioned).
+A blank report (no text, headers or de-identification marks only) gets every column empty,
+not "No Finding", and is counted in the summary line.
 """
 
 from __future__ import annotations
@@ -8,12 +10,14 @@ from __future__ import annotations
 import argparse
 import logging
 
+import numpy as np
 import pandas as pd
 
-from clip2clinic.cli_args import PROGRESS_FROM, add_report_table_arguments
-from clip2clinic.io import InputError, as_text, check_output, read_table, write_csv_atomic
+from clip2clinic.cli_args import PROGRESS_FROM, add_report_table_arguments, read_report_table
+from clip2clinic.io import InputError, as_text, write_csv_atomic
 from clip2clinic.observations import CHEXPERT_CLASSES
 from clip2clinic.reports.labeler import BACKENDS, get_labeler
+from clip2clinic.reports.sections import is_blank_report
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +49,7 @@ def labels_table(ids: pd.Series, labels: pd.DataFrame, id_column: str) -> pd.Dat
 
 
 def run(args: argparse.Namespace) -> int:
-    check_output(args.output, [args.input])
-    frame = read_table(args.input, required=[args.text_column, args.id_column])
+    frame = read_report_table(args)
     if args.backend == "chexbert" and not args.checkpoint:
         raise InputError("--backend chexbert needs --checkpoint PATH (a .safetensors file)")
     options = {"tokenizer": args.tokenizer} if args.backend == "chexbert" and args.tokenizer else {}
@@ -57,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
             from None
     texts = [as_text(t) for t in frame[args.text_column]]
     labels = labeler.label_many(texts, progress=len(texts) >= PROGRESS_FROM)
+    blank = np.array([is_blank_report(t) for t in texts], dtype=bool)
+    labels.loc[blank, :] = np.nan
     write_csv_atomic(labels_table(frame[args.id_column], labels, args.id_column), args.output)
-    log.info("labelled %d report(s) -> %s", len(texts), args.output)
+    log.info("labelled %d report(s), %d blank (no text, headers or de-identification marks "
+             "only: every column left empty) -> %s", len(texts), int(blank.sum()), args.output)
     return 0

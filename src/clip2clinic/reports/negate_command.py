@@ -12,8 +12,8 @@ import logging
 
 import pandas as pd
 
-from clip2clinic.cli_args import PROGRESS_FROM, add_report_table_arguments
-from clip2clinic.io import as_text, check_output, read_table, write_csv_atomic
+from clip2clinic.cli_args import PROGRESS_FROM, add_report_table_arguments, read_report_table
+from clip2clinic.io import as_text, write_csv_atomic
 from clip2clinic.reports.negation import POOLS, make_hard_negatives
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,7 @@ def _seed(value: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_output(args.output, [args.input])
-    frame = read_table(args.input, required=[args.text_column, args.id_column])
+    frame = read_report_table(args)
     texts = [as_text(t) for t in frame[args.text_column]]
     if args.clean:
         from clip2clinic.reports.cleanup import clean_report

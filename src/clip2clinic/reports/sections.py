@@ -32,6 +32,17 @@ _HTML_BREAK = re.compile(r"<br\s*/?>", re.I)
 _HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>")
 _WRAP = re.compile(r"\n(?![ \t]*\d{1,2}[.)]\s)")
 
+_LETTERS = re.compile(r"[^\W\d_]{3,}")
+
+
+def is_blank_report(text: str) -> bool:
+    """True when ``text`` holds no report: empty, white space, section headers or
+    de-identification marks only (stray words of one or two letters, e.g. "No ___.", aside)."""
+    rest = DEID_PATTERN.sub(" ", text)
+    rest = _LINE_HEADER.sub(" ", _INLINE_HEADER.sub(" ", rest))
+    return _LETTERS.search(rest) is None
+
+
 #: Sections that describe the request or the exam, not the image: never used as report text.
 NON_CLINICAL_SECTIONS = frozenset(
     {"indication", "history", "comparison", "technique", "examination", "notification"}

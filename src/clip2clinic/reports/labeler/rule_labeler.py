@@ -31,7 +31,8 @@ class RuleLabeler:
         """All 14 classes: 1.0, 0.0, -1.0, or NaN (not mentioned), after CheXpert aggregation.
 
         As in the CheXpert labeler, a report that mentions nothing (also an empty one) is
-        "No Finding"; drop empty reports upstream where that is not wanted.
+        "No Finding"; ``clip2clinic label`` leaves blank reports blank instead (see
+        :func:`clip2clinic.reports.sections.is_blank_report`).
         """
         return aggregate(self.mentions(text))
 
