@@ -18,14 +18,19 @@ hallucinated pair needs two independent judgements (chance 1/4).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from clip2clinic.evaluation.ranking import embedding_matrix
 from clip2clinic.evaluation.results import TaskResult, proportion_estimate
+from clip2clinic.evaluation.tasks import Scored, Task
 from clip2clinic.observations import CHEXPERT_CLASSES
+
+if TYPE_CHECKING:
+    from clip2clinic.evaluation.sources import Context, Corpus
 
 log = logging.getLogger(__name__)
 
@@ -152,3 +157,13 @@ def _table_row(kind: str, right: np.ndarray, true_right: np.ndarray,
             "adversarial_acc_low": estimate.low, "adversarial_acc_high": estimate.high,
             "true_right": float(np.mean(true_right)) if len(right) else np.nan,
             "adversarial_right": float(np.mean(adversarial_right)) if len(right) else np.nan}
+
+
+def run_adversarial(corpus: Corpus, context: Context) -> Iterator[Scored]:
+    """Adversarial pairs of a manifest's scored split, drawn from its report labels."""
+    pairs = build_adversarial_pairs(corpus.labels, seed=context.seed)
+    yield Scored(corpus.name, score_adversarial(corpus.images, context.embed, pairs, context.seed,
+                                                groups=corpus.patients))
+
+
+TASK = Task("adversarial", on_corpus=run_adversarial)

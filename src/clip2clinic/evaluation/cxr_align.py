@@ -25,18 +25,23 @@ import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from clip2clinic.evaluation.ranking import embedding_matrix
 from clip2clinic.evaluation.results import Estimate, TaskResult, proportion_estimate
+from clip2clinic.evaluation.tasks import Scored, Task
 from clip2clinic.io import InputError, as_text, write_text_atomic
 from clip2clinic.observations import CHEXPERT_CLASSES
 from clip2clinic.reports.labeler import RuleLabeler
 from clip2clinic.reports.negation import make_hard_negative
+
+if TYPE_CHECKING:
+    from clip2clinic.evaluation.sources import Context, Corpus
 
 log = logging.getLogger(__name__)
 
@@ -235,3 +240,33 @@ def _table_row(name: str, cases: pd.DataFrame) -> dict[str, object]:
         row[f"{task}_low"] = estimate.low
         row[f"{task}_high"] = estimate.high
     return row
+
+
+def run_cxr_align(corpus: Corpus, context: Context) -> Iterator[Scored]:
+    """CXR-Align on a manifest's scored split: the given CXR-Align file
+    (:meth:`~clip2clinic.evaluation.sources.DataSources.cxr_align_file`), else one built from
+    the split and saved as ``cxr_align_<name>.json`` in the output folder. Images the split
+    lacks are left out with a warning."""
+    file = context.data.cxr_align_file(corpus.name)
+    if file is not None:
+        benchmark = load_cxr_align(file)
+    else:
+        benchmark = build_cxr_align(corpus.frame, corpus.name, seed=context.seed)
+        save_cxr_align(benchmark, context.out / f"cxr_align_{corpus.name}.json")
+    cases = cxr_align_cases(benchmark)
+    row_of = {image_id: i for i, image_id in enumerate(corpus.frame["image_id"])}
+    found = cases["image_id"].map(row_of)
+    if found.isna().any():
+        log.warning("CXR-Align %s: %d of %d images not in the manifest's test split; left out",
+                    corpus.name, int(found.isna().sum()), len(cases))
+    cases, rows = cases[found.notna()], found.dropna().astype(int).to_numpy()
+    embed = context.embed
+    yield Scored(corpus.name, score_cxr_align(
+        corpus.images[rows], embed(list(cases["report"])), embed(list(cases["negation"])),
+        embed(list(cases["omitted"])), list(cases["chosen"]),
+        case_ids=[f"{d}/{i}" for d, i in zip(cases["dataset"], cases["id"], strict=True)],
+        seed=context.seed, patient_ids=corpus.patients[rows],
+    ))  # fmt: skip
+
+
+TASK = Task("cxr_align", on_corpus=run_cxr_align)

@@ -8,12 +8,19 @@ the test set; with fewer available, all of them are used.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from clip2clinic.evaluation.ranking import block_rows, embedding_matrix, expected_hits
 from clip2clinic.evaluation.results import TaskResult, proportion_estimate
+from clip2clinic.evaluation.tasks import Scored, Task
+from clip2clinic.io import InputError, as_text
+
+if TYPE_CHECKING:
+    from clip2clinic.evaluation.sources import Context, Corpus
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +76,27 @@ def score_normal_detection(normal_image_emb: np.ndarray, normal_report_emb: np.n
     if n == 0:
         log.warning("normal detection: no normal images; reported as NaN")
     return TaskResult({"normal_detection_acc": proportion_estimate(correct, groups)}, table)
+
+
+def normal_rows(corpus: Corpus) -> np.ndarray:
+    """Rows whose report is normal: no chosen observation (prepare leaves it empty)."""
+    return np.array([not as_text(c) for c in corpus.frame["chosen"]])
+
+
+def run_normal_detection(corpus: Corpus, context: Context) -> Iterator[Scored]:
+    """Normal case detection on a manifest's scored split: its normal images against its
+    distinct abnormal reports."""
+    normal = normal_rows(corpus)
+    if not normal.any() or normal.all():
+        raise InputError(f"{corpus.name}: normal case detection needs normal and abnormal studies")
+    reports = [as_text(t) for t in corpus.frame["report"]]
+    abnormal = sorted({t for t, n in zip(reports, normal, strict=True) if not n})
+    normal_reports = [t for t, n in zip(reports, normal, strict=True) if n]
+    embed = context.embed
+    yield Scored(corpus.name, score_normal_detection(
+        corpus.images[normal], embed(normal_reports), embed(abnormal), seed=context.seed,
+        groups=corpus.patients[normal],
+    ))  # fmt: skip
+
+
+TASK = Task("normal_detection", on_corpus=run_normal_detection)

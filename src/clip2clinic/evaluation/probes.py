@@ -18,10 +18,12 @@ repeat one deterministic fit: it runs once.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -39,6 +41,13 @@ from clip2clinic.evaluation.classwise import (
     rank_auc,
 )
 from clip2clinic.evaluation.results import N_BOOTSTRAP, TaskResult, bootstrap
+from clip2clinic.evaluation.tasks import Scored, Task
+from clip2clinic.observations import FINDINGS
+
+if TYPE_CHECKING:
+    from clip2clinic.evaluation.sources import Context, Corpus, ReaderData
+
+log = logging.getLogger(__name__)
 
 #: Regularisation strengths tried on the validation split.
 C_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
@@ -275,3 +284,46 @@ def _mean_rows(
             }
         )
     return rows
+
+
+# --- runners -----------------------------------------------------------------------------------
+
+SPLIT_NAMES = ("train", "validate", "test")
+
+
+def run_probes(splits: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+               classes: Sequence[str], name: str, context: Context) -> Scored:
+    """:func:`linear_probe` on ``splits`` (split -> embeddings, labels, patient ids) with the
+    run's subset seeds, grid of C, seed and bootstrap resamples."""
+    train, validate, test = (ProbeSplit(*splits[s]) for s in SPLIT_NAMES)
+    return Scored(name, linear_probe(train, validate, test, classes, name,
+                                     seeds=context.probe_seeds, c_grid=context.probe_c_grid,
+                                     seed=context.seed, n_boot=context.n_boot))  # fmt: skip
+
+
+def run_probes_corpus(corpus: Corpus, context: Context) -> Iterator[Scored]:
+    """Probes over the 13 findings of a manifest: fit on its train split, C chosen on its
+    validate split, scored on ``corpus`` (the test split). Skipped, with a warning, when the
+    run scores the validate split."""
+    if context.split != "test":
+        log.warning("probes skipped: they choose C on validate and score on test only")
+        return
+    splits = {"test": (corpus.images, corpus.findings, corpus.frame["subject_id"])}
+    for split in ("train", "validate"):
+        other = context.corpus(corpus.name, split)
+        splits[split] = (other.images, other.findings, other.frame["subject_id"])
+    yield run_probes(splits, FINDINGS, corpus.name, context)
+
+
+def run_probes_dataset(data: ReaderData, context: Context) -> Iterator[Scored]:
+    """Probes over a reader dataset's classes where it has train, validate and test splits."""
+    split = data.split
+    if data.is_five_by_200 or not set(SPLIT_NAMES) <= set(split):
+        return
+    patients = data.patients
+    splits = {s: (data.images[split == s], data.labels[split == s], patients[split == s])
+              for s in SPLIT_NAMES}  # fmt: skip
+    yield run_probes(splits, data.classes, data.name, context)
+
+
+TASK = Task("probes", on_corpus=run_probes_corpus, on_dataset=run_probes_dataset)

@@ -19,15 +19,20 @@ embeddings. Two families of metrics:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from clip2clinic.evaluation.ranking import block_rows, embedding_matrix, expected_hits
 from clip2clinic.evaluation.results import TaskResult, mean_estimate, proportion_estimate
+from clip2clinic.evaluation.tasks import Scored, Task
 from clip2clinic.io import as_text
 from clip2clinic.observations import CHEXPERT_CLASSES
+
+if TYPE_CHECKING:
+    from clip2clinic.evaluation.sources import Context, Corpus
 
 log = logging.getLogger(__name__)
 
@@ -141,3 +146,20 @@ def _label_scores(query: np.ndarray, retrieved: np.ndarray) -> tuple[np.ndarray,
         total = n_query + n_retrieved
         f1 = np.where(total > 0, 2 * tp / total, 1.0)
     return precision, recall, f1
+
+
+def run_retrieval(corpus: Corpus, context: Context) -> Iterator[Scored]:
+    """Retrieval on a manifest's scored split: every image queries the split's reports, one
+    candidate per study."""
+    first = ~corpus.frame["study_id"].duplicated().to_numpy()
+    studies = corpus.frame[first].reset_index(drop=True)
+    pair_index = corpus.frame["study_id"].map({s: i for i, s in enumerate(studies["study_id"])})
+    texts = [as_text(t) for t in studies["report"]]
+    yield Scored(corpus.name, score_retrieval(
+        corpus.images, context.embed(texts), corpus.labels, corpus.labels[first],
+        pair_index=pair_index.to_numpy(), report_texts=texts, seed=context.seed,
+        groups=corpus.patients,
+    ))  # fmt: skip
+
+
+TASK = Task("retrieval", on_corpus=run_retrieval)

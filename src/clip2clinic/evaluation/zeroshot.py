@@ -21,14 +21,16 @@ import json
 import math
 import re
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy.special import expit
+from sklearn.metrics import roc_curve
 
 from clip2clinic.evaluation.classwise import (
     auc_strata,
@@ -46,7 +48,11 @@ from clip2clinic.evaluation.results import (
     bootstrap,
     proportion_estimate,
 )
-from clip2clinic.observations import slug
+from clip2clinic.evaluation.tasks import Scored, Task
+from clip2clinic.observations import FINDINGS, slug
+
+if TYPE_CHECKING:
+    from clip2clinic.evaluation.sources import Context, Corpus, ReaderData
 
 TextEmbedder = Callable[[Sequence[str]], np.ndarray]
 
@@ -333,3 +339,66 @@ def zero_shot_5x200(
         rows.append(row)
     accuracy = proportion_estimate(correct, patients)
     return TaskResult({"chexpert5x200_acc": accuracy}, pd.DataFrame(rows))
+
+
+# --- runners -----------------------------------------------------------------------------------
+
+
+def run_zeroshot(images: np.ndarray, labels: np.ndarray, classes: Sequence[str], name: str,
+                 context: Context, groups: np.ndarray) -> Scored:
+    """:func:`zero_shot_binary` of one dataset with the model's temperature, and its ROC
+    points (task ``zeroshot_<name>``)."""
+    result = zero_shot_binary(images, labels, classes, context.embed, name,
+                              temperature=context.temperature, seed=context.seed,
+                              n_boot=context.n_boot, groups=groups)  # fmt: skip
+    scores = binary_scores(images, classes, context.embed, temperature=context.temperature)
+    return Scored(name, result, roc_points(f"zeroshot_{name}", labels, scores, classes))
+
+
+def roc_points(task: str, labels: np.ndarray, scores: np.ndarray, classes: Sequence[str]):
+    """ROC curve points (task, class, fpr, tpr) of every class with both label values."""
+    frames = []
+    for c, name in enumerate(classes):
+        usable = np.isin(labels[:, c], (0, 1)) & ~np.isnan(scores[:, c])
+        if len(np.unique(labels[usable, c])) < 2:
+            continue
+        fpr, tpr, _ = roc_curve(labels[usable, c], scores[usable, c])
+        frames.append(pd.DataFrame({"task": task, "class": name, "fpr": fpr, "tpr": tpr}))
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def run_zeroshot_corpus(corpus: Corpus, context: Context) -> Iterator[Scored]:
+    """Zero-shot over the 13 CheXpert findings of a manifest's scored split."""
+    yield run_zeroshot(corpus.images, corpus.findings, FINDINGS, corpus.name, context,
+                       corpus.patients)
+
+
+def run_zeroshot_dataset(data: ReaderData, context: Context) -> Iterator[Scored]:
+    """Zero-shot over a reader dataset's classes on its test split (every image when it has
+    none), then RSNA-ab (``<name>_ab``: pneumonia against the other abnormal images) where the
+    dataset has detailed classes. CheXpert 5x200 has its own task."""
+    if data.is_five_by_200:
+        return
+    test = data.test
+    patients = data.patients[test]
+    yield run_zeroshot(data.images[test], data.labels[test], data.classes, data.name, context,
+                       patients)
+    detailed = data.frame.get("detailed_class")
+    if detailed is not None and detailed.notna().any():
+        ab = rsna_ab_labels(detailed[test].fillna("Normal"))[:, None]
+        yield run_zeroshot(data.images[test], ab, ["Pneumonia"], f"{data.name}_ab", context,
+                           patients)
+
+
+def run_chexpert5x200(data: ReaderData, context: Context) -> Iterator[Scored]:
+    """CheXpert 5x200 accuracy of the ``chexpert5x200`` dataset (every listed image)."""
+    if not data.is_five_by_200:
+        return
+    yield Scored(data.name, zero_shot_5x200(
+        data.images, data.labels.argmax(axis=1), context.embed, data.classes, seed=context.seed,
+        n_boot=context.n_boot, groups=data.patients,
+    ))  # fmt: skip
+
+
+TASK = Task("zeroshot", on_corpus=run_zeroshot_corpus, on_dataset=run_zeroshot_dataset)
+CHEXPERT5X200_TASK = Task("chexpert5x200", on_dataset=run_chexpert5x200)
