@@ -138,14 +138,13 @@ def test_missing_caches_are_named(tiny_prepared_phantom, tmp_path):
         dataset(tiny_prepared_phantom, split="nosuch")
 
 
-def test_unreadable_image_is_skipped_for_the_next(tiny_prepared_phantom, tmp_path, caplog):
+def test_unreadable_image_drops_the_item(tiny_prepared_phantom, tmp_path, caplog):
     data = dataset(tiny_prepared_phantom, augment=None)
-    expected_next = data[1]["pixels"]
     data.image_paths = list(data.image_paths)
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG not really")
     data.image_paths[0] = str(broken)  # absolute: the cache join keeps it
-    assert torch.equal(data[0]["pixels"], expected_next)
+    assert data[0] is None  # never the next item's image under this item's report
     assert "broken.png" in caplog.text
 
 

@@ -18,6 +18,7 @@ leaves a half checkpoint under a real name.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import re
 import shutil
@@ -27,9 +28,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from clip2clinic.io import InputError, sync_tree, write_text_atomic
+from clip2clinic.model.clip_model import WEIGHTS_NAME
+
+log = logging.getLogger(__name__)
 
 STATE_DIR = "training_state"
 STATE_JSON = "trainer_state.json"
@@ -54,11 +59,37 @@ def step_checkpoints(checkpoints: Path) -> list[tuple[int, Path]]:
 
 
 def latest_resumable(checkpoints: Path) -> Path | None:
-    """The newest step checkpoint that holds a training state, or None."""
+    """The newest step checkpoint with a training state whose files load and whose weights are
+    finite, or None; each newer one passed over is named in a warning saying why."""
     for _, path in reversed(step_checkpoints(checkpoints)):
-        if (path / STATE_DIR / STATE_JSON).is_file():
-            return path
+        if not (path / STATE_DIR / STATE_JSON).is_file():
+            continue
+        try:
+            check_weights(path)
+            json.loads((path / STATE_DIR / STATE_JSON).read_text(encoding="utf-8"))
+            with safe_open(str(path / STATE_DIR / OPTIMIZER_FILE), framework="pt"):
+                pass
+        except (InputError, OSError, SafetensorError) as exc:
+            log.warning("skipping checkpoint %s: %s", path, exc)
+            continue
+        return path
     return None
+
+
+def check_weights(folder: Path) -> None:
+    """Raise InputError unless ``folder/model.safetensors`` reads and every floating-point
+    tensor in it is finite; the message names the first bad tensor."""
+    path = folder / WEIGHTS_NAME
+    try:
+        with safe_open(str(path), framework="pt") as weights:
+            for name in weights.keys():  # noqa: SIM118 - safe_open has no __iter__
+                tensor = weights.get_tensor(name)
+                if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                    bad = int((~torch.isfinite(tensor)).sum())
+                    raise InputError(f"{path}: tensor {name!r} has {bad} non-finite value(s) "
+                                     "(NaN or infinity); refusing to load it")
+    except (OSError, SafetensorError) as exc:
+        raise InputError(f"{path}: unreadable weights ({exc})") from None
 
 
 def fresh_folder(path: Path) -> Path:

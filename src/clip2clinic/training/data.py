@@ -50,8 +50,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: How many following items a dataset tries when an image cannot be read.
-_IMAGE_RETRIES = 8
 
 
 
@@ -191,23 +189,25 @@ class ManifestDataset(Dataset):
     def __len__(self) -> int:
         return len(self.image_paths)
 
-    def load_pixels(self, index: int) -> torch.Tensor:
-        """The transformed image of item ``index`` (or of the next readable item, with a
-        warning naming the unreadable file)."""
-        for offset in range(_IMAGE_RETRIES):
-            item = (index + offset) % len(self)
-            try:
-                image = load_image(self.cache / self.image_paths[item])
-            except ImageLoadError as exc:
-                log.warning("skipping unreadable cached image (%s); using the next item", exc)
-                continue
-            if isinstance(self.transform, TrainTransform):
-                return self.transform(image, sample_generator(self.seed, self.epoch, item))
-            return self.transform(image)
-        raise InputError(f"{self.cache}: {_IMAGE_RETRIES} cached images in a row are unreadable")
+    def load_pixels(self, index: int) -> torch.Tensor | None:
+        """The transformed image of item ``index``; None, with a warning naming the file, when
+        it cannot be read (never another item's image: the pair would be wrong)."""
+        try:
+            image = load_image(self.cache / self.image_paths[index])
+        except ImageLoadError as exc:
+            log.warning("item %d: unreadable cached image (%s); its row is dropped from this "
+                        "epoch", index, exc)
+            return None
+        if isinstance(self.transform, TrainTransform):
+            return self.transform(image, sample_generator(self.seed, self.epoch, index))
+        return self.transform(image)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        item: dict[str, Any] = {"index": index, "pixels": self.load_pixels(index)}
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        """The item's tensors, or None when its image is unreadable (see :class:`Collate`)."""
+        pixels = self.load_pixels(index)
+        if pixels is None:
+            return None
+        item: dict[str, Any] = {"index": index, "pixels": pixels}
         item["text"], item["text_mask"] = self.text_cache.row(int(self.text_ids[index]))
         item["clinical"] = torch.from_numpy(self.clinical[index])
         if self.hard_negatives:
@@ -225,7 +225,8 @@ class ManifestDataset(Dataset):
 @dataclass
 class TrainBatch:
     """One (per-rank) batch. ``text``/``text_mask`` hold the ``size`` reports followed, with
-    hard negatives, by their ``size`` negatives; ``graphs`` follow the same order."""
+    hard negatives, by their ``size`` negatives; ``graphs`` follow the same order. ``dropped``
+    counts the sampled items left out because their image was unreadable."""
 
     size: int
     pixels: torch.Tensor
@@ -234,6 +235,7 @@ class TrainBatch:
     clinical: torch.Tensor
     clinical_neg: torch.Tensor | None = None
     graphs: Batch | None = None
+    dropped: int = 0
 
     @property
     def hard_negatives(self) -> bool:
@@ -244,19 +246,25 @@ class TrainBatch:
             return None if value is None else value.to(device, non_blocking=non_blocking)
 
         return TrainBatch(self.size, move(self.pixels), move(self.text), move(self.text_mask),
-                          move(self.clinical), move(self.clinical_neg), move(self.graphs))
+                          move(self.clinical), move(self.clinical_neg), move(self.graphs),
+                          self.dropped)
 
 
 class Collate:
     """Stack :class:`ManifestDataset` items into a :class:`TrainBatch`.
 
-    ``graph_nodes`` (vocabulary, node table) is needed when the items carry graphs.
+    ``graph_nodes`` (vocabulary, node table) is needed when the items carry graphs. Items that
+    are None (unreadable images) are left out and counted in ``dropped``.
     """
 
     def __init__(self, graph_nodes: tuple[dict[str, int], torch.Tensor] | None = None):
         self.graph_nodes = graph_nodes
 
-    def __call__(self, items: Sequence[dict[str, Any]]) -> TrainBatch:
+    def __call__(self, sampled: Sequence[dict[str, Any] | None]) -> TrainBatch:
+        items = [item for item in sampled if item is not None]
+        if not items:
+            raise InputError(f"all {len(sampled)} images of a batch are unreadable; re-run "
+                             "`clip2clinic prepare` to rebuild the image cache")
         hard_negatives = "text_neg" in items[0]
         texts = [item["text"] for item in items]
         masks = [item["text_mask"] for item in items]
@@ -284,6 +292,7 @@ class Collate:
                 torch.stack([item["clinical_neg"] for item in items]) if hard_negatives else None
             ),
             graphs=graphs,
+            dropped=len(sampled) - len(items),
         )
 
 

@@ -65,6 +65,9 @@ log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.yaml"
 FINAL = "final"
+#: Default share of a split's rows that may be dropped in an epoch for unreadable cached
+#: images before training stops with an error.
+MAX_UNREADABLE = 0.01
 
 
 class TrainingDiverged(RuntimeError):
@@ -252,11 +255,16 @@ class Trainer:
     """One training run of ``config`` into ``config.out``; :meth:`fit` trains.
 
     ``on_step(step)`` is called after every optimizer step (tests use it to interrupt a run).
+    A row whose cached image cannot be read is dropped from its batch (never replaced by
+    another row's image); each epoch with drops ends with a summary line, and more than
+    ``max_unreadable`` (a share of the split) in one epoch stops training with an error.
     """
 
-    def __init__(self, config: TrainConfig, on_step: Callable[[int], None] | None = None):
+    def __init__(self, config: TrainConfig, on_step: Callable[[int], None] | None = None,
+                 max_unreadable: float = MAX_UNREADABLE):
         resume_from = resolve_run(config)
         self.config, self.on_step = config, on_step
+        self.max_unreadable = max_unreadable
         self.run = Path(config.out)
         self.checkpoints = self.run / "checkpoints"
         self.accelerator = Accelerator(mixed_precision=config.train.mixed_precision,
@@ -363,7 +371,9 @@ class Trainer:
         while self.epoch < config.train.epochs:
             self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
             self.dataset.set_epoch(self.epoch)
+            dropped = 0
             for batch in self.loader:
+                dropped = self._count_dropped(dropped, batch.dropped)
                 lrs = {group["name"]: group["lr"] for group in self.optimizer.param_groups}
                 loss = self._train_step(batch.to(accelerator.device, non_blocking=True))
                 images += batch.size * accelerator.num_processes
@@ -372,6 +382,10 @@ class Trainer:
                 self.batch_in_epoch += 1
                 if self.batch_in_epoch == self.sampler.batches_per_epoch:
                     self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                    if dropped:
+                        log.warning("epoch %d: %d of %d row(s) dropped for unreadable cached "
+                                    "images (see the warnings above)", epoch_of_step + 1,
+                                    dropped, len(self.dataset))
                 rate = images / max(time.perf_counter() - started, 1e-9)
                 progress.update(1)
                 progress.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.1f}")
@@ -391,6 +405,17 @@ class Trainer:
                 if stop:
                     return True
         return False
+
+    def _count_dropped(self, dropped: int, more: int) -> int:
+        """``dropped + more``; raises InputError when that exceeds ``max_unreadable``."""
+        dropped += more
+        if dropped > self.max_unreadable * len(self.dataset):
+            raise InputError(
+                f"epoch {self.epoch + 1}: {dropped} of {len(self.dataset)} rows have unreadable "
+                f"cached images, more than {self.max_unreadable:.1%}; re-run `clip2clinic "
+                "prepare` to rebuild the image cache"
+            )
+        return dropped
 
     def _train_step(self, batch: TrainBatch) -> float:
         """Forward, loss, backward, clip, AdamW and schedule step; returns the loss."""
@@ -469,7 +494,9 @@ class Trainer:
         }
 
 
-def train(config: TrainConfig, on_step: Callable[[int], None] | None = None) -> TrainResult:
-    """Train ``config`` into ``config.out``, resuming from its newest checkpoint if any."""
-    return Trainer(config, on_step).fit()
+def train(config: TrainConfig, on_step: Callable[[int], None] | None = None,
+          max_unreadable: float = MAX_UNREADABLE) -> TrainResult:
+    """Train ``config`` into ``config.out``, resuming from its newest checkpoint if any;
+    ``max_unreadable``: see :class:`Trainer`."""
+    return Trainer(config, on_step, max_unreadable).fit()
 
