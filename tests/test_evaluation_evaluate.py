@@ -11,6 +11,7 @@ from test_datasets_rsna import build_rsna
 from training_fixtures import tiny_config
 
 from clip2clinic.cli import main
+from clip2clinic.data.manifest import read_manifest
 from clip2clinic.evaluation import evaluate as evaluate_module
 from clip2clinic.evaluation.evaluate import Options, parse_tasks
 from clip2clinic.evaluation.sources import parse_data
@@ -56,6 +57,48 @@ def test_every_manifest_task_writes_metrics_with_intervals(tiny_run, tiny_prepar
     assert record["metrics"]["cxr_align_a"]["n"] == len(built)
     assert set(pd.read_csv(out / "roc.csv")["task"]) == {"zeroshot_phantom"}
     assert "cxr_align_a" in capsys.readouterr().out
+    check_per_case_results(out, record, read_manifest(tiny_prepared_phantom, split="test"))
+
+
+IDS = ["patient_id", "study_id", "image_id"]
+#: Per-case columns each task writes after the ids.
+CASE_COLUMNS = {
+    "cxr_align": ["case_id", "chosen", "sim_report", "sim_negation", "sim_omitted",
+                  "correct_a", "correct_b"],
+    "retrieval": ["paired_report", "retrieved_report", "retrieved_study_id", "rank", "hit_at_5"],
+    "adversarial": ["kind", "positive", "adversarial", "true_right", "adversarial_right", "right"],
+    "normal_detection": ["rank", "tied", "correct", "candidates"],
+    "zeroshot": ["class", "label", "score"],
+}  # fmt: skip
+
+
+def check_per_case_results(out, record, test):
+    """Every task but the probes writes its cases with their ids, and they add up to the
+    metrics."""
+    metrics = record["metrics"]
+    for task, columns in CASE_COLUMNS.items():
+        assert record["tasks"][f"{task}_phantom"]["cases"] == f"{task}_phantom_cases.parquet"
+        cases = pd.read_parquet(out / f"{task}_phantom_cases.parquet")
+        assert list(cases.columns[:3]) == IDS and set(columns) <= set(cases.columns), task
+        assert set(cases["image_id"]) <= set(test["image_id"].astype(str)), task
+        rows = test.set_index(test["image_id"].astype(str)).loc[cases["image_id"]]
+        assert list(rows["subject_id"].astype(str)) == list(cases["patient_id"]), task
+        assert list(rows["study_id"].astype(str)) == list(cases["study_id"]), task
+    assert "cases" not in record["tasks"]["probes_phantom"]
+    align = pd.read_parquet(out / "cxr_align_phantom_cases.parquet")
+    assert list(align["correct_a"]) == list(align["sim_report"] > align["sim_negation"])
+    per_case = align.groupby("case_id")[["correct_a", "correct_b"]].mean()
+    assert per_case["correct_a"].mean() == pytest.approx(metrics["cxr_align_a"]["value"])
+    assert per_case["correct_b"].mean() == pytest.approx(metrics["cxr_align_b"]["value"])
+    retrieval = pd.read_parquet(out / "retrieval_phantom_cases.parquet")
+    assert len(retrieval) == len(test)
+    assert retrieval["hit_at_5"].mean() == pytest.approx(metrics["retrieval_top5"]["value"])
+    pairs = pd.read_parquet(out / "adversarial_phantom_cases.parquet")
+    assert pairs["right"].mean() == pytest.approx(metrics["adversarial_acc"]["value"])
+    trials = pd.read_parquet(out / "normal_detection_phantom_cases.parquet")
+    assert trials["correct"].mean() == pytest.approx(metrics["normal_detection_acc"]["value"])
+    scores = pd.read_parquet(out / "zeroshot_phantom_cases.parquet")
+    assert len(scores) == len(test) * 13 and scores["score"].between(0, 1).all()
 
 
 def test_a_second_run_reads_the_embedding_cache(tiny_run, tiny_prepared_phantom, tmp_path,
@@ -95,6 +138,12 @@ def test_reader_datasets_zero_shot_and_5x200(tiny_run, tmp_path):
     assert 0.0 <= metrics["chexpert5x200_acc"]["value"] <= 1.0
     table = pd.read_csv(tmp_path / "e" / "zeroshot_rsna.csv")
     assert list(table["class"]) == ["Pneumonia"]
+    five = pd.read_parquet(tmp_path / "e" / "chexpert5x200_chexpert5x200_cases.parquet")
+    assert len(five) == 2 and list(five.columns[:3]) == IDS
+    assert five["correct"].mean() == metrics["chexpert5x200_acc"]["value"]
+    assert list(five["correct"]) == list(five["class"] == five["predicted"])
+    ab = pd.read_parquet(tmp_path / "e" / "zeroshot_rsna_ab_cases.parquet")
+    assert (ab["label"].notna().sum()) == rsna_ab["n"].item()  # normal images: label NaN
 
 
 def write_detailed_classes(root):

@@ -26,7 +26,7 @@ import pandas as pd
 
 from clip2clinic.evaluation.ranking import embedding_matrix
 from clip2clinic.evaluation.results import TaskResult, proportion_estimate
-from clip2clinic.evaluation.tasks import Scored, Task
+from clip2clinic.evaluation.tasks import Scored, Task, with_ids
 from clip2clinic.observations import CHEXPERT_CLASSES
 
 if TYPE_CHECKING:
@@ -99,7 +99,8 @@ def score_adversarial(image_emb: np.ndarray, embed_texts: Callable[[Sequence[str
     rows). The table has one row per kind and an ``all`` row: ``n`` pairs, the pair accuracy
     with its 95% interval, and the shares of true and of adversarial statements judged right.
     Intervals are Wilson's, by the effective number of patients where ``groups`` gives a
-    patient id per image row; ``seed`` is kept for callers.
+    patient id per image row; ``seed`` is kept for callers. The per-case results are the
+    pairs with ``true_right``, ``adversarial_right`` and ``right`` (both).
     """
     image = embedding_matrix("image_emb", image_emb)
     missing = [c for c in ("image", "kind", "positive", "adversarial") if c not in pairs.columns]
@@ -132,7 +133,9 @@ def score_adversarial(image_emb: np.ndarray, embed_texts: Callable[[Sequence[str
         _table_row(kind, right[mask], true_right[mask], adversarial_right[mask], patients[mask])
         for kind, mask in masks.items()
     ])
-    return TaskResult(metrics, table)
+    cases = pairs.reset_index(drop=True).assign(
+        true_right=true_right, adversarial_right=adversarial_right, right=right.astype(bool))
+    return TaskResult(metrics, table, cases)
 
 
 def _scores(image: np.ndarray, embed_texts: Callable[[Sequence[str]], np.ndarray],
@@ -162,8 +165,9 @@ def _table_row(kind: str, right: np.ndarray, true_right: np.ndarray,
 def run_adversarial(corpus: Corpus, context: Context) -> Iterator[Scored]:
     """Adversarial pairs of a manifest's scored split, drawn from its report labels."""
     pairs = build_adversarial_pairs(corpus.labels, seed=context.seed)
-    yield Scored(corpus.name, score_adversarial(corpus.images, context.embed, pairs, context.seed,
-                                                groups=corpus.patients))
+    result = score_adversarial(corpus.images, context.embed, pairs, context.seed,
+                               groups=corpus.patients)  # fmt: skip
+    yield Scored(corpus.name, with_ids(result, corpus.ids))
 
 
 TASK = Task("adversarial", on_corpus=run_adversarial)

@@ -34,7 +34,7 @@ import pandas as pd
 
 from clip2clinic.evaluation.ranking import embedding_matrix
 from clip2clinic.evaluation.results import Estimate, TaskResult, proportion_estimate
-from clip2clinic.evaluation.tasks import Scored, Task
+from clip2clinic.evaluation.tasks import Scored, Task, with_ids
 from clip2clinic.io import InputError, as_text, write_text_atomic
 from clip2clinic.observations import CHEXPERT_CLASSES
 from clip2clinic.reports.labeler import RuleLabeler
@@ -193,7 +193,9 @@ def score_cxr_align(image_emb: np.ndarray, report_emb: np.ndarray, negation_emb:
     ``seed`` is kept for callers; no interval is drawn at random.
 
     The table has one row per chosen observation and an ``all`` row: cases ``n``, ``images``
-    and both tasks with their 95% intervals.
+    and both tasks with their 95% intervals. The per-case results have one row per image:
+    its ``case_id``, ``chosen``, sim(I, r), sim(I, r^n), sim(I, r^r) (``sim_report``,
+    ``sim_negation``, ``sim_omitted``) and whether Task A and Task B are right.
     """
     image = embedding_matrix("image_emb", image_emb)
     texts = [embedding_matrix(name, emb, image.shape[1]) for name, emb in
@@ -227,7 +229,12 @@ def score_cxr_align(image_emb: np.ndarray, report_emb: np.ndarray, negation_emb:
                "cxr_align_b": proportion_estimate(cases["b"].to_numpy(), patients)}
     groups = [(name, group) for name, group in cases.groupby("chosen", sort=True)]
     table = pd.DataFrame([_table_row(name, group) for name, group in [*groups, ("all", cases)]])
-    return TaskResult(metrics, table)
+    per_case = pd.DataFrame({
+        "image": np.arange(n), "case_id": [str(c) for c in per_image["case"]],
+        "chosen": per_image["chosen"], "sim_report": report, "sim_negation": negation,
+        "sim_omitted": omitted, "correct_a": report > negation, "correct_b": report > omitted,
+    })  # fmt: skip
+    return TaskResult(metrics, table, per_case)
 
 
 def _table_row(name: str, cases: pd.DataFrame) -> dict[str, object]:
@@ -261,12 +268,13 @@ def run_cxr_align(corpus: Corpus, context: Context) -> Iterator[Scored]:
                     corpus.name, int(found.isna().sum()), len(cases))
     cases, rows = cases[found.notna()], found.dropna().astype(int).to_numpy()
     embed = context.embed
-    yield Scored(corpus.name, score_cxr_align(
+    result = score_cxr_align(
         corpus.images[rows], embed(list(cases["report"])), embed(list(cases["negation"])),
         embed(list(cases["omitted"])), list(cases["chosen"]),
         case_ids=[f"{d}/{i}" for d, i in zip(cases["dataset"], cases["id"], strict=True)],
         seed=context.seed, patient_ids=corpus.patients[rows],
-    ))  # fmt: skip
+    )  # fmt: skip
+    yield Scored(corpus.name, with_ids(result, corpus.ids.iloc[rows]))
 
 
 TASK = Task("cxr_align", on_corpus=run_cxr_align)

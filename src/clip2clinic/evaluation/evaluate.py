@@ -1,5 +1,6 @@
 """``clip2clinic evaluate``: embed once (cached per checkpoint and data), run the tasks, write
-``metrics.json``, one CSV per task and dataset, and ``roc.csv``.
+``metrics.json``, one CSV per task and dataset, the per-case results
+(``<task>_<dataset>_cases.parquet``, with patient, study and image ids) and ``roc.csv``.
 
 This module is the orchestration only: for every source it loads the data once
 (:mod:`clip2clinic.evaluation.sources`), runs each registered task's runner on it
@@ -68,7 +69,7 @@ from clip2clinic.evaluation.sources import (
     parse_data,
 )
 from clip2clinic.evaluation.tasks import Scored, Task
-from clip2clinic.io import InputError, write_csv_atomic, write_text_atomic
+from clip2clinic.io import InputError, atomic_path, write_csv_atomic, write_text_atomic
 
 __all__ = ["REGISTRY", "TASKS", "DataSources", "Options", "evaluate", "parse_data",
            "parse_tasks", "run_identity"]  # fmt: skip
@@ -80,6 +81,8 @@ REGISTRY: tuple[Task, ...] = (
     cxr_align.TASK, retrieval.TASK, adversarial.TASK, normal_detection.TASK, zeroshot.TASK,
     zeroshot.CHEXPERT5X200_TASK, probes.TASK,
 )  # fmt: skip
+#: A task's per-case results beside its CSV: ``<task>_<dataset>_cases.parquet``.
+CASES_SUFFIX = "_cases.parquet"
 #: Every task's name, in the order they run.
 TASKS: tuple[str, ...] = tuple(task.name for task in REGISTRY)
 
@@ -219,7 +222,8 @@ def evaluate(
 
 
 def write_outputs(evaluation: Evaluation, identity: dict, out: Path, fingerprint: str) -> dict:
-    """Write each outcome's CSV, the ROC points and metrics.json; return the record."""
+    """Write each outcome's CSV and per-case Parquet, the ROC points and metrics.json; return
+    the record."""
     record: dict[str, Any] = {**identity, "fingerprint": fingerprint,
                               "split": evaluation.split, "tasks": {}}  # fmt: skip
     for outcome in evaluation.outcomes:
@@ -230,6 +234,10 @@ def write_outputs(evaluation: Evaluation, identity: dict, out: Path, fingerprint
             "seconds": round(outcome.seconds, 2),
             "metrics": sorted(metric_key(m, outcome.dataset) for m in outcome.result.metrics),
         }  # fmt: skip
+        if outcome.result.cases is not None:
+            with atomic_path(out / f"{name}{CASES_SUFFIX}") as tmp:
+                outcome.result.cases.to_parquet(tmp, index=False)
+            record["tasks"][name]["cases"] = f"{name}{CASES_SUFFIX}"
     curves = [o.curves for o in evaluation.outcomes if o.curves is not None]
     if curves:
         write_csv_atomic(pd.concat(curves, ignore_index=True), out / summary.ROC_FILE)

@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "pairs, normal case detection",
         description="Embeds each dataset once (cached per checkpoint), runs the tasks and writes "
         "metrics.json (every metric with a bootstrap 95%% interval), one CSV per task and "
-        "dataset, and roc.csv into --out (default RUN/evaluation).",
+        "dataset, the per-case results as Parquet and roc.csv into --out (default "
+        "RUN/evaluation).",
     )
     parser.add_argument("--checkpoint", required=True, metavar="RUN",
                         help="a run directory (its final or newest checkpoint) or a checkpoint "

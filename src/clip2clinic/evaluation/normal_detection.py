@@ -16,7 +16,7 @@ import pandas as pd
 
 from clip2clinic.evaluation.ranking import block_rows, embedding_matrix, expected_hits
 from clip2clinic.evaluation.results import TaskResult, proportion_estimate
-from clip2clinic.evaluation.tasks import Scored, Task
+from clip2clinic.evaluation.tasks import Scored, Task, with_ids
 from clip2clinic.io import InputError, as_text
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def score_normal_detection(normal_image_emb: np.ndarray, normal_report_emb: np.n
 
     The table has one row per image: the normal report's ``rank`` among the K + 1 candidates
     (1 + abnormal reports scoring strictly higher), ``tied`` (abnormal reports scoring the
-    same), ``correct`` and ``candidates`` (K + 1).
+    same), ``correct`` and ``candidates`` (K + 1); the per-case results are the same rows.
     """
     images = embedding_matrix("normal_image_emb", normal_image_emb)
     normal = embedding_matrix("normal_report_emb", normal_report_emb, images.shape[1])
@@ -75,7 +75,8 @@ def score_normal_detection(normal_image_emb: np.ndarray, normal_report_emb: np.n
                           "correct": correct, "candidates": size + 1})
     if n == 0:
         log.warning("normal detection: no normal images; reported as NaN")
-    return TaskResult({"normal_detection_acc": proportion_estimate(correct, groups)}, table)
+    return TaskResult({"normal_detection_acc": proportion_estimate(correct, groups)}, table,
+                      table.copy())
 
 
 def normal_rows(corpus: Corpus) -> np.ndarray:
@@ -93,10 +94,11 @@ def run_normal_detection(corpus: Corpus, context: Context) -> Iterator[Scored]:
     abnormal = sorted({t for t, n in zip(reports, normal, strict=True) if not n})
     normal_reports = [t for t, n in zip(reports, normal, strict=True) if n]
     embed = context.embed
-    yield Scored(corpus.name, score_normal_detection(
+    result = score_normal_detection(
         corpus.images[normal], embed(normal_reports), embed(abnormal), seed=context.seed,
         groups=corpus.patients[normal],
-    ))  # fmt: skip
+    )  # fmt: skip
+    yield Scored(corpus.name, with_ids(result, corpus.ids[normal]))
 
 
 TASK = Task("normal_detection", on_corpus=run_normal_detection)

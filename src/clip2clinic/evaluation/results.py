@@ -55,10 +55,13 @@ class Estimate:
 
 @dataclass
 class TaskResult:
-    """Metrics (name -> Estimate) and a table for the task's CSV."""
+    """Metrics (name -> Estimate), a table for the task's CSV and, where the task scores
+    cases, its per-case results (one row per case; ``image`` is the scored input row that
+    ``evaluate`` replaces by its ids)."""
 
     metrics: dict[str, Estimate]
     table: pd.DataFrame = field(default_factory=pd.DataFrame)
+    cases: pd.DataFrame | None = None
 
 
 # --- names -------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import pandas as pd
 
 from clip2clinic.evaluation.ranking import block_rows, embedding_matrix, expected_hits
 from clip2clinic.evaluation.results import TaskResult, mean_estimate, proportion_estimate
-from clip2clinic.evaluation.tasks import Scored, Task
+from clip2clinic.evaluation.tasks import Scored, Task, with_ids
 from clip2clinic.io import as_text
 from clip2clinic.observations import CHEXPERT_CLASSES
 
@@ -69,7 +69,7 @@ def score_retrieval(image_emb: np.ndarray, report_emb: np.ndarray, labels_query:
 
     The table has one row per image: its paired report and retrieved top-1 report (rows of
     the input), the paired report's rank (1 + candidates scoring strictly higher), the hits
-    and the label precision/recall/F1.
+    and the label precision/recall/F1; the per-case results are the same rows.
     """
     image = embedding_matrix("image_emb", image_emb)
     reports = embedding_matrix("report_emb", report_emb, image.shape[1])
@@ -105,7 +105,7 @@ def score_retrieval(image_emb: np.ndarray, report_emb: np.ndarray, labels_query:
         "rank": ranks, **{f"hit_at_{x}": hits[x] for x in ks},
         "precision": precision, "recall": recall, "f1": f1,
     })
-    return TaskResult(metrics, table)
+    return TaskResult(metrics, table, table.copy())
 
 
 def _positives(name: str, labels: np.ndarray, rows: int) -> np.ndarray:
@@ -155,11 +155,15 @@ def run_retrieval(corpus: Corpus, context: Context) -> Iterator[Scored]:
     studies = corpus.frame[first].reset_index(drop=True)
     pair_index = corpus.frame["study_id"].map({s: i for i, s in enumerate(studies["study_id"])})
     texts = [as_text(t) for t in studies["report"]]
-    yield Scored(corpus.name, score_retrieval(
+    result = with_ids(score_retrieval(
         corpus.images, context.embed(texts), corpus.labels, corpus.labels[first],
         pair_index=pair_index.to_numpy(), report_texts=texts, seed=context.seed,
         groups=corpus.patients,
-    ))  # fmt: skip
+    ), corpus.ids)  # fmt: skip
+    study = studies["study_id"].map(as_text).to_numpy()
+    at = result.cases.columns.get_loc("retrieved_report") + 1
+    result.cases.insert(at, "retrieved_study_id", study[result.cases["retrieved_report"]])
+    yield Scored(corpus.name, result)
 
 
 TASK = Task("retrieval", on_corpus=run_retrieval)

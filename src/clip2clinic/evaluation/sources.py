@@ -32,7 +32,8 @@ from clip2clinic.data.prepare.pipeline import cache_dir_for
 from clip2clinic.evaluation.classwise import blank_as_negative
 from clip2clinic.evaluation.embeddings import cached_image_embeddings, cached_text_embeddings
 from clip2clinic.evaluation.results import dataset_key
-from clip2clinic.io import InputError
+from clip2clinic.evaluation.tasks import ID_COLUMNS
+from clip2clinic.io import InputError, as_text
 
 if TYPE_CHECKING:
     from clip2clinic.api import Clip2Clinic
@@ -146,6 +147,11 @@ class Corpus:
         return self.frame["subject_id"].astype(str).to_numpy()
 
     @property
+    def ids(self) -> pd.DataFrame:
+        """The patient, study and image id of every row (the per-case tables' ids)."""
+        return _ids(self.frame.rename(columns={"subject_id": "patient_id"}))
+
+    @property
     def findings(self) -> np.ndarray:
         """The 13 findings (No Finding is not one), not mentioned read as absent."""
         return blank_as_negative(self.labels[:, 1:])
@@ -182,6 +188,11 @@ class ReaderData:
         return self.frame["patient_id"].astype(str).to_numpy()
 
     @property
+    def ids(self) -> pd.DataFrame:
+        """The patient, study and image id of every row (the per-case tables' ids)."""
+        return _ids(self.frame)
+
+    @property
     def test(self) -> np.ndarray:
         """Rows of the test split; every row when the dataset has no test split."""
         test = self.split == "test"
@@ -191,6 +202,11 @@ class ReaderData:
     def is_five_by_200(self) -> bool:
         """CheXpert 5x200: scored by its 5-way accuracy only."""
         return self.name == FIVE_BY_200
+
+
+def _ids(frame: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({c: [as_text(v) for v in frame[c]] if c in frame else [""] * len(frame)
+                         for c in ID_COLUMNS})  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ zero-shot (``rsna`` and ``rsna_ab``). Data flows one way: sources → task modul
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, NamedTuple
 
 import pandas as pd
@@ -35,6 +35,21 @@ class Scored(NamedTuple):
     dataset: str
     result: TaskResult
     curves: pd.DataFrame | None = None
+
+
+#: The id columns that lead every per-case table (``""`` where a dataset has none).
+ID_COLUMNS: tuple[str, ...] = ("patient_id", "study_id", "image_id")
+
+
+def with_ids(result: TaskResult, ids: pd.DataFrame) -> TaskResult:
+    """``result`` with its per-case rows led by the ids of the input row each scores: ``ids``
+    has one row per scored input row, the cases' ``image`` column indexes it."""
+    if result.cases is None:
+        return result
+    rows = result.cases["image"].to_numpy(dtype=int)
+    front = ids.iloc[rows].reset_index(drop=True)
+    cases = pd.concat([front, result.cases.drop(columns="image").reset_index(drop=True)], axis=1)
+    return replace(result, cases=cases)
 
 
 CorpusRunner = Callable[["Corpus", "Context"], Iterator[Scored]]

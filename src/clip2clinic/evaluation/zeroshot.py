@@ -48,7 +48,7 @@ from clip2clinic.evaluation.results import (
     bootstrap,
     proportion_estimate,
 )
-from clip2clinic.evaluation.tasks import Scored, Task
+from clip2clinic.evaluation.tasks import Scored, Task, with_ids
 from clip2clinic.observations import FINDINGS, slug
 
 if TYPE_CHECKING:
@@ -197,7 +197,8 @@ def zero_shot_binary(
     ``zeroshot_mean_acc`` (the prompt pair's own decision, P > 0.5, per class, averaged);
     ``evaluate`` keys them by dataset. The table has one row per class. ``groups`` (patient
     ids, one per image) make the intervals resample patients; AUC intervals are stratified so
-    each class keeps its positives, accuracies get Wilson intervals.
+    each class keeps its positives, accuracies get Wilson intervals. The per-case results
+    have one row per image and class: its ``label`` (NaN: left out) and ``score``.
     """
     image_emb, finite = finite_image_rows(image_emb, "zero-shot")
     labels = label_matrix(labels, len(class_names), len(image_emb))
@@ -234,7 +235,11 @@ def zero_shot_binary(
         "zeroshot_mean_auc": mean_auc_estimate(labels, scores, seed, n_boot, groups),
         "zeroshot_mean_acc": _mean_accuracy_estimate(correct, seed, n_boot, groups),
     }
-    return TaskResult(metrics, pd.DataFrame(rows))
+    n, n_classes = scores.shape
+    cases = pd.DataFrame({"image": np.repeat(np.arange(n), n_classes),
+                          "class": np.tile(np.asarray(class_names, dtype=object), n),
+                          "label": labels.ravel(), "score": scores.ravel()})  # fmt: skip
+    return TaskResult(metrics, pd.DataFrame(rows), cases)
 
 
 def _auc(y_true: np.ndarray, scores: np.ndarray) -> float:
@@ -301,7 +306,8 @@ def zero_shot_5x200(
     are used unless ``prompts_per_class`` asks for a seeded sample. Metric ``chexpert5x200_acc``
     with its Wilson interval (by patient with ``groups``); the table has one row per true class
     (its accuracy and where its images went). ``seed`` and ``n_boot`` are kept for callers;
-    accuracies need no bootstrap.
+    accuracies need no bootstrap. The per-case results have one row per image: its ``class``,
+    the ``predicted`` one, ``correct`` and its mean similarity to each class's prompts.
     """
     image_emb, finite = finite_image_rows(image_emb, "zero-shot")
     truth = np.asarray(class_index)
@@ -338,21 +344,27 @@ def zero_shot_5x200(
             row[f"predicted_{slug(other)}"] = int((predicted[mine] == j).sum())
         rows.append(row)
     accuracy = proportion_estimate(correct, patients)
-    return TaskResult({"chexpert5x200_acc": accuracy}, pd.DataFrame(rows))
+    cases = pd.DataFrame({
+        "image": np.flatnonzero(finite), "class": [class_names[k] for k in truth],
+        "predicted": [class_names[k] for k in predicted], "correct": correct.astype(bool),
+        **{f"score_{slug(name)}": class_scores[:, k] for k, name in enumerate(class_names)},
+    })  # fmt: skip
+    return TaskResult({"chexpert5x200_acc": accuracy}, pd.DataFrame(rows), cases)
 
 
 # --- runners -----------------------------------------------------------------------------------
 
 
 def run_zeroshot(images: np.ndarray, labels: np.ndarray, classes: Sequence[str], name: str,
-                 context: Context, groups: np.ndarray) -> Scored:
+                 context: Context, groups: np.ndarray, ids: pd.DataFrame) -> Scored:
     """:func:`zero_shot_binary` of one dataset with the model's temperature, and its ROC
-    points (task ``zeroshot_<name>``)."""
+    points (task ``zeroshot_<name>``); ``ids``: the images' ids for the per-case results."""
     result = zero_shot_binary(images, labels, classes, context.embed, name,
                               temperature=context.temperature, seed=context.seed,
                               n_boot=context.n_boot, groups=groups)  # fmt: skip
     scores = binary_scores(images, classes, context.embed, temperature=context.temperature)
-    return Scored(name, result, roc_points(f"zeroshot_{name}", labels, scores, classes))
+    curves = roc_points(f"zeroshot_{name}", labels, scores, classes)
+    return Scored(name, with_ids(result, ids), curves)
 
 
 def roc_points(task: str, labels: np.ndarray, scores: np.ndarray, classes: Sequence[str]):
@@ -370,7 +382,7 @@ def roc_points(task: str, labels: np.ndarray, scores: np.ndarray, classes: Seque
 def run_zeroshot_corpus(corpus: Corpus, context: Context) -> Iterator[Scored]:
     """Zero-shot over the 13 CheXpert findings of a manifest's scored split."""
     yield run_zeroshot(corpus.images, corpus.findings, FINDINGS, corpus.name, context,
-                       corpus.patients)
+                       corpus.patients, corpus.ids)
 
 
 def run_zeroshot_dataset(data: ReaderData, context: Context) -> Iterator[Scored]:
@@ -380,24 +392,25 @@ def run_zeroshot_dataset(data: ReaderData, context: Context) -> Iterator[Scored]
     if data.is_five_by_200:
         return
     test = data.test
-    patients = data.patients[test]
+    patients, ids = data.patients[test], data.ids[test]
     yield run_zeroshot(data.images[test], data.labels[test], data.classes, data.name, context,
-                       patients)
+                       patients, ids)
     detailed = data.frame.get("detailed_class")
     if detailed is not None and detailed.notna().any():
         ab = rsna_ab_labels(detailed[test].fillna("Normal"))[:, None]
         yield run_zeroshot(data.images[test], ab, ["Pneumonia"], f"{data.name}_ab", context,
-                           patients)
+                           patients, ids)
 
 
 def run_chexpert5x200(data: ReaderData, context: Context) -> Iterator[Scored]:
     """CheXpert 5x200 accuracy of the ``chexpert5x200`` dataset (every listed image)."""
     if not data.is_five_by_200:
         return
-    yield Scored(data.name, zero_shot_5x200(
+    result = zero_shot_5x200(
         data.images, data.labels.argmax(axis=1), context.embed, data.classes, seed=context.seed,
         n_boot=context.n_boot, groups=data.patients,
-    ))  # fmt: skip
+    )  # fmt: skip
+    yield Scored(data.name, with_ids(result, data.ids))
 
 
 TASK = Task("zeroshot", on_corpus=run_zeroshot_corpus, on_dataset=run_zeroshot_dataset)
