@@ -26,7 +26,7 @@ demo: venv
 	$(BIN)/clip2clinic demo --out $(DEMO_OUT)
 
 # The built wheel in a fresh venv, no source tree: phantom -> prepare -> train -> evaluate ->
-# report on a tiny corpus in a temporary folder (about 3-4 minutes, most of it pip).
+# report on a tiny corpus in a temporary folder (about 2.5 minutes).
 wheel-smoke:
 	PY=$(PY) TORCH="$(TORCH)" .ci/wheel_smoke.sh
 
