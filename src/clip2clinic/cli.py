@@ -38,6 +38,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
                  "adversarial pairs, normal case detection"),
     "report": ("clip2clinic.evaluation.report_command",
                "summarise evaluated runs: results_summary.csv, a markdown table and plots"),
+    "compare": ("clip2clinic.evaluation.compare_command",
+                "paired differences between evaluated runs: bootstrap over patients, McNemar, "
+                "DeLong, Holm; a table and a forest plot"),
     "sweep": ("clip2clinic.sweep.sweep_command",
               "train a variant over a grid of settings and seeds, score each on the "
               "validation split, choose the best"),

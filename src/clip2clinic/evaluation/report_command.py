@@ -10,10 +10,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "report",
         help="summarise evaluated runs: results_summary.csv, a markdown table and plots",
         description="One row per variant (seeds averaged), one column per metric (headline "
-        "aggregates and METRIC/DATASET) with its 95%% interval (_low, _high) and seed spread "
+        "aggregates and METRIC/DATASET) with its 95% interval (_low, _high) and seed spread "
         "(_seed_sd); writes OUT, OUT with .md (the headline table, then per-dataset tables in "
         "the layouts of the paper's Tables 2, 5, 6), and OUT_metrics.png / OUT_roc.png beside "
-        "it.",
+        "it. Two runs holding the same checkpoint (metrics.json fingerprint) are refused: one "
+        "model evaluated twice is not two seeds.",
     )
     parser.add_argument("runs", nargs="+", metavar="RUN",
                         help="run directories evaluated by `clip2clinic evaluate` "

@@ -11,7 +11,8 @@
 and, for zero-shot tasks, ``RUN/evaluation/roc.csv`` (task, class, fpr, tpr). This module
 reads them back. Runs that share a variant (several seeds) become one row: the value is the
 mean over seeds, ``_low``/``_high`` the mean of the seeds' bootstrap bounds and ``_seed_sd``
-the standard deviation across seeds (NaN for one seed). The markdown file holds the headline
+the standard deviation across seeds (NaN for one seed); two runs with the same checkpoint
+fingerprint are refused (:func:`check_fingerprints`). The markdown file holds the headline
 aggregates and, per dataset, the layouts of the paper's Tables 2, 5 and 6 (and 3-4).
 """
 
@@ -86,6 +87,24 @@ def load_metrics(run: str | os.PathLike) -> dict:
     record.setdefault("variant", Path(record.get("run", path.parent.parent)).name)
     record.setdefault("seed", None)
     return record
+
+
+def check_fingerprints(records: Sequence[dict], runs: Sequence[str | os.PathLike]) -> None:
+    """Refuse two runs whose checkpoints have the same fingerprint (metrics.json
+    ``fingerprint``: a hash of config and weights): one model evaluated twice is not two
+    seeds. Records without a fingerprint (older files) are not checked."""
+    first: dict[str, str | os.PathLike] = {}
+    for run, record in zip(runs, records, strict=True):
+        fingerprint = record.get("fingerprint")
+        if not fingerprint:
+            continue
+        if fingerprint in first:
+            raise InputError(
+                f"{first[fingerprint]} and {run} hold the same checkpoint (fingerprint "
+                f"{fingerprint[:12]}); one model evaluated twice is not two seeds or two "
+                "variants; give each checkpoint once"
+            )
+        first[fingerprint] = run
 
 
 def _order(variant: str) -> tuple[int, str]:
@@ -247,6 +266,7 @@ def load_curves(runs: Sequence[str | os.PathLike], records: Sequence[dict]) -> p
 def write_report(runs: Sequence[str | os.PathLike], out_csv: str | os.PathLike) -> dict[str, Path]:
     """Write the summary CSV, ``results_summary.md`` and the plots beside it; return paths."""
     records = [load_metrics(run) for run in runs]
+    check_fingerprints(records, runs)
     summary = summary_frame(records)
     out_csv = Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
