@@ -61,12 +61,15 @@ def test_identical_runs_give_difference_zero_and_p_one(tmp_path):
     cases = {"cxr_align": align(rng.random(30) < 0.6),
              "zeroshot": zeroshot(labels, rng.random((30, 2))),
              "retrieval": ids(30).assign(hit_at_1=rng.random(30) < 0.3, hit_at_5=True,
-                                         hit_at_10=True)}  # fmt: skip
+                                         hit_at_10=True),
+             "chexpert5x200": ids(30).assign(correct=rng.random(30) < 0.5)}  # fmt: skip
     runs = [write_run(tmp_path, "a", "baseline", 0, cases),
             write_run(tmp_path, "b", "n", 0, cases)]  # fmt: skip
-    table, _ = compare_runs(runs, n_boot=50)
+    table, _ = compare_runs([runs[1], runs[0] / "evaluation" / "metrics.json"], runs[0],
+                            n_boot=50)  # fmt: skip
     assert {"cxr_align_a/phantom", "cxr_align_b/phantom", "retrieval_top5/phantom",
-            "zeroshot_auc_edema/phantom", "zeroshot_mean_auc/phantom"} <= set(table["metric"])
+            "zeroshot_auc_edema/phantom", "zeroshot_mean_auc/phantom",
+            "chexpert5x200_acc/phantom"} <= set(table["metric"])
     assert (table[["difference", "low", "high"]] == 0).all().all()
     assert (table["p"] == 1).all() and (table["p_holm"] == 1).all()
     assert (table["variant"] == "n").all() and (table["baseline_variant"] == "baseline").all()

@@ -262,10 +262,13 @@ def compare_runs(runs: Sequence[str | os.PathLike], baseline: str | os.PathLike 
     """Compare every run with the baseline (default: the first run). Returns the table (one row
     per variant and metric, p-values Holm-adjusted in ``p_holm``) and the per-run rows."""
     loaded = [Run.load(r) for r in runs]
-    if baseline is not None and all(Path(r.path) != Path(baseline) for r in loaded):
-        loaded.insert(0, Run.load(baseline))
-    base = loaded[0] if baseline is None else next(r for r in loaded
-                                                   if Path(r.path) == Path(baseline))
+    base = loaded[0]
+    if baseline is not None:
+        where = metrics_path(baseline).resolve()
+        base = next((r for r in loaded if metrics_path(r.path).resolve() == where), None) \
+            or Run.load(baseline)
+        if all(r is not base for r in loaded):
+            loaded.insert(0, base)
     check_fingerprints([r.record for r in loaded], [r.path for r in loaded])
     frames = []
     for partner, run in pair_runs(loaded, base):
