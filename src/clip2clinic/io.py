@@ -115,6 +115,7 @@ def check_output(target: str | os.PathLike, inputs: Sequence[str | os.PathLike] 
 def _check_field_counts(text: str, path: Path) -> None:
     """Raise InputError naming the first line with more fields than the header (pandas would
     silently take the first column as an index and shift every other one)."""
+    csv.field_size_limit(max(csv.field_size_limit(), len(text)))  # a cell may be the file
     reader = csv.reader(io.StringIO(text))
     header = next(reader, [])
     for record in reader:

@@ -44,6 +44,9 @@ _ANATOMY = frozenset({"anatomy", "part", "attribute", "position"})
 #: Root preference inside an anatomy phrase: an organ, else a part, else an attribute.
 _ROOT_RANK = {"anatomy": 2, "part": 1, "attribute": 0}
 _MODIFIER = frozenset({"modifier", "size", "position"})
+#: Most phrases one coordination joins ("heart, mediastinum and hila" is 3); real reports
+#: list a dozen at most.
+MAX_COORDINATED = 16
 _JOINER = frozenset({"conjunction", "determiner"})
 #: How far (in matches) a link may reach: bounds the work on run-on text.
 _REACH = 16
@@ -192,12 +195,13 @@ class _Links:
         return self.phrases[index]
 
     def group(self, phrase: _Phrase, forward: bool) -> list[int]:
-        """Roots of ``phrase`` and the phrases coordinated with it, before or after it."""
+        """Roots of ``phrase`` and the phrases coordinated with it, before or after it (at most
+        :data:`MAX_COORDINATED` in all, so a list of thousands stays linear)."""
         roots = [phrase.root]
         edge = max(phrase.members) if forward else min(phrase.members)
         step = 1 if forward else -1
         k = edge + step
-        while 0 <= k < len(self.m):
+        while 0 <= k < len(self.m) and len(roots) < MAX_COORDINATED:
             if self.roles[k] in _JOINER:
                 k += step
                 continue

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from itertools import accumulate
 from typing import NamedTuple
 
 from clip2clinic.reports.labeler import Mention, RuleLabeler
@@ -76,18 +78,35 @@ def split_own(mentions: Sequence[Mention], observation: str
     """``mentions`` split into the observation's own and the others. A mention of a finding
     outside the 13 classes that shares words with an own mention is own too ("interstitial
     markings" is Lung Opacity and also such a finding)."""
-    own = [m for m in mentions if belongs_to(m, observation)]
+    is_own = [belongs_to(m, observation) for m in mentions]
+    own = [m for m, flag in zip(mentions, is_own, strict=True) if flag]
+    by_sentence: dict[int, list[Mention]] = {}
+    for mention in own:
+        by_sentence.setdefault(mention.sentence, []).append(mention)
+    overlaps = {sentence: _overlap_index(group) for sentence, group in by_sentence.items()}
     others = []
-    for mention in mentions:
-        if mention in own:
+    for mention, flag in zip(mentions, is_own, strict=True):
+        if flag:
             continue
-        if mention.observation == NO_FINDING and any(
-                o.sentence == mention.sentence and o.start < mention.end
-                and mention.start < o.end for o in own):
+        index = overlaps.get(mention.sentence)
+        if mention.observation == NO_FINDING and index is not None and index(mention):
             own.append(mention)
         else:
             others.append(mention)
     return own, others
+
+
+def _overlap_index(spans: Sequence[Mention]) -> Callable[[Mention], bool]:
+    """A test of whether a mention overlaps any of ``spans``, in O(log n) per call."""
+    ordered = sorted(spans, key=lambda m: m.start)
+    starts = [m.start for m in ordered]
+    reach = list(accumulate((m.end for m in ordered), max))  # furthest end of the first i+1
+
+    def overlaps(mention: Mention) -> bool:
+        count = bisect_left(starts, mention.end)  # spans starting before the mention ends
+        return count > 0 and reach[count - 1] > mention.start
+
+    return overlaps
 
 
 def omit_observation(text: str, observation: str, mentions: Sequence[Mention],
@@ -170,6 +189,20 @@ def _candidates(sentence: str, own: Sequence[Mention],
         yield _cut(sentence, cue.end(), after[0][1])
 
 
+def _pieces_holding(pieces: Sequence[tuple[int, int]], group: Sequence[Mention]) -> set[int]:
+    """Indices of the ``pieces`` (sorted, disjoint spans) that overlap a mention of
+    ``group``."""
+    starts = [start for start, _ in pieces]
+    held = set()
+    for mention in group:
+        index = max(bisect_right(starts, mention.start) - 1, 0)
+        while index < len(pieces) and pieces[index][0] < mention.end:
+            if mention.start < pieces[index][1]:
+                held.add(index)
+            index += 1
+    return held
+
+
 def _drop_pieces(sentence: str, delimiters: Sequence[tuple[int, int]], own: Sequence[Mention],
                  others: Sequence[Mention]) -> str | None:
     """``sentence`` without every piece (from one delimiter to the next) that holds an own
@@ -177,11 +210,9 @@ def _drop_pieces(sentence: str, delimiters: Sequence[tuple[int, int]], own: Sequ
     bounds = [0, *(start for start, _ in delimiters), len(sentence)]
     pieces = [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
 
-    def holds(piece: tuple[int, int], group: Sequence[Mention]) -> bool:
-        return any(m.start < piece[1] and piece[0] < m.end for m in group)
-
-    kept = [p for p in pieces if not holds(p, own)]
-    if not kept or any(holds(p, others) for p in pieces if p not in kept):
+    own_pieces = _pieces_holding(pieces, own)
+    kept = [p for i, p in enumerate(pieces) if i not in own_pieces]
+    if not kept or own_pieces & _pieces_holding(pieces, others):
         return None
     if kept[0][0] > 0:  # the first piece left loses its leading delimiter
         delimiter_end = dict(delimiters)[kept[0][0]]
