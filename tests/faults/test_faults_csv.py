@@ -66,3 +66,10 @@ def test_blank_reports_are_labelled_blank_and_counted(tmp_path, bad_inputs, capl
     assert (others[list(CHEXPERT_CLASSES)] != "").any(axis=1).all()  # real text gets labels
     assert f"{len(BLANK_IDS)} blank" in caplog.text
     assert list(out.columns) == list(CHEXPERT_CLASSES)  # contract 1 unchanged
+
+
+def test_a_200_kb_report_cell_is_read(tmp_path):
+    source = tmp_path / "in.csv"
+    pd.DataFrame({"id": ["a"], "report": ["No effusion, " * 16_000]}).to_csv(source, index=False)
+    assert label(source, tmp_path / "out.csv") == 0
+    assert pd.read_csv(tmp_path / "out.csv")["Pleural Effusion"].tolist() == [0]
