@@ -545,3 +545,12 @@ def test_clinical_encodings_tell_a_negated_finding_from_a_normal_report():
         assert (y[0, 1] > 0).item() == shared
     with pytest.raises(ValueError, match="unknown clinical encoding"):
         clinical_vectors(labels, 0.5, "ternary")
+
+
+def test_clinical_vectors_map_chexpert_values():
+    labels = torch.tensor([[1, 0, -1, NAN], [NAN, NAN, NAN, NAN]]).numpy()
+    assert clinical_vectors(labels, 0.5, "binary").tolist() == [[1, 0, 0.5, 0], [0, 0, 0, 0]]
+    assert clinical_vectors(labels, 1.0, "binary")[0].tolist() == [1, 0, 1, 0]
+    assert clinical_vectors(labels, 0.5, "signed").tolist() == [[1, -1, 0.5, 0], [0, 0, 0, 0]]
+    onehot = clinical_vectors(labels, 0.5)  # the default, chosen on validation data
+    assert onehot.tolist() == [[1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0], [0] * 12]

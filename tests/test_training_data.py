@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -15,12 +14,12 @@ from clip2clinic.data.manifest import label_matrix, read_manifest
 from clip2clinic.data.prepare import cache_dir_for
 from clip2clinic.data.transforms import GREY
 from clip2clinic.io import InputError
+from clip2clinic.losses import clinical_vectors
 from clip2clinic.model import graphs_to_batch
 from clip2clinic.training.data import (
     Collate,
     EpochBatchSampler,
     ManifestDataset,
-    clinical_vectors,
     load_graph_nodes,
     open_text_cache,
 )
@@ -29,12 +28,6 @@ from clip2clinic.training.data import (
 def dataset(manifest, mode="head", **options) -> ManifestDataset:
     options = {"augment": {}, "hard_negatives": True, "graphs": True, **options}
     return ManifestDataset(manifest, open_text_cache(manifest, mode), 32, GREY, **options)
-
-
-def test_clinical_vectors_map_chexpert_values():
-    labels = np.array([[1, 0, -1, np.nan], [np.nan, np.nan, np.nan, np.nan]], dtype=np.float32)
-    np.testing.assert_array_equal(clinical_vectors(labels, 0.5), [[1, 0, 0.5, 0], [0, 0, 0, 0]])
-    np.testing.assert_array_equal(clinical_vectors(labels, 1.0)[0], [1, 0, 1, 0])
 
 
 def test_items_carry_the_cached_texts_labels_and_graphs(tiny_prepared_phantom):

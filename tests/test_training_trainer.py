@@ -238,7 +238,7 @@ def test_the_open_readings_train(options, tiny_prepared_phantom, tmp_path):
     config = tiny_config(tmp_path, tiny_prepared_phantom, "n_g_dtcg", "train.stop_after_steps=2",
                          *options)
     trainer = Trainer(config)
-    width = 42 if "onehot" in options[0] else 14
+    width = 14 if "signed" in options[0] else 42  # onehot is the default
     assert trainer.dataset.clinical.shape[1] == width
     assert trainer.fit().step == 2
     assert all(math.isfinite(v) for v in losses(tmp_path / "run"))

@@ -29,6 +29,7 @@ from clip2clinic.data.transforms import AugmentConfig
 from clip2clinic.io import InputError, write_text_atomic
 from clip2clinic.losses import (
     CLINICAL_ENCODINGS,
+    DEFAULT_CLINICAL_ENCODING,
     DEFAULT_THRESHOLDS,
     DEFAULT_WEIGHTS,
     IMAGE_GRAPH_COLUMNS,
@@ -103,7 +104,7 @@ class LossConfig:
     graph: bool = False
     thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
-    clinical_encoding: str = "binary"
+    clinical_encoding: str = DEFAULT_CLINICAL_ENCODING
     image_graph: str = "all"
     zero_own_negation: bool = False
     softclip: SoftclipConfig = field(default_factory=SoftclipConfig)

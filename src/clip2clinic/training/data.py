@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 import torch
 from safetensors import SafetensorError, safe_open
 from torch.utils.data import Dataset, Sampler
@@ -33,7 +34,14 @@ from torch.utils.data import Dataset, Sampler
 from clip2clinic.data.images import ImageLoadError, load_image
 from clip2clinic.data.manifest import label_matrix, read_manifest
 from clip2clinic.data.prepare.pipeline import cache_dir_for
-from clip2clinic.data.prepare.text_stage import FEATURES, NODE_EMBEDDINGS, NODES, TOKENS
+from clip2clinic.data.prepare.text_stage import (
+    FEATURES,
+    NODE_EMBEDDINGS,
+    NODES,
+    TOKENS,
+    text_table,
+    texts_fingerprint,
+)
 from clip2clinic.data.transforms import (
     AugmentConfig,
     EvalTransform,
@@ -42,7 +50,7 @@ from clip2clinic.data.transforms import (
     sample_generator,
 )
 from clip2clinic.io import InputError
-from clip2clinic.losses import clinical_vectors
+from clip2clinic.losses import DEFAULT_CLINICAL_ENCODING, clinical_vectors
 from clip2clinic.model import graphs_to_batch
 
 if TYPE_CHECKING:
@@ -91,7 +99,9 @@ class TextCache:
 
 
 def open_text_cache(manifest: str | os.PathLike, text_mode: str) -> TextCache:
-    """The token-id cache (mode "full") or frozen-feature cache (mode "head") of a manifest."""
+    """The token-id cache (mode "full") or frozen-feature cache (mode "head") of a manifest;
+    raises InputError when it was made for other texts than the manifest's (caches of two
+    ``prepare`` runs mixed: every text id would point at the wrong report)."""
     cache = cache_dir_for(manifest)
     if text_mode == "head":
         path = cache / FEATURES
@@ -100,11 +110,19 @@ def open_text_cache(manifest: str | os.PathLike, text_mode: str) -> TextCache:
                 f"{path}: missing; the text head needs the frozen model's token features "
                 "(run prepare without --no-text-features)"
             )
-        return TextCache(path, "features")
-    path = cache / TOKENS
-    if not path.is_file():
-        raise InputError(f"{path}: missing; run `clip2clinic prepare` first")
-    return TextCache(path, "input_ids")
+        text_cache = TextCache(path, "features")
+    else:
+        path = cache / TOKENS
+        if not path.is_file():
+            raise InputError(f"{path}: missing; run `clip2clinic prepare` first")
+        text_cache = TextCache(path, "input_ids")
+    made_for = text_cache.metadata.get("text_fingerprint")
+    columns = pd.read_parquet(manifest, columns=["report", "hard_negative", "omitted"])
+    expected = texts_fingerprint(text_table(pd.concat([columns[c] for c in columns]))["text"])
+    if made_for is not None and made_for != expected:
+        raise InputError(f"{path}: made for other texts than {manifest} (the manifest and its "
+                         "cache come from different prepare runs); re-run `clip2clinic prepare`")
+    return text_cache
 
 
 def load_graph_nodes(manifest: str | os.PathLike) -> tuple[dict[str, int], torch.Tensor]:
@@ -146,7 +164,7 @@ class ManifestDataset(Dataset):
         hard_negatives: bool = False,
         graphs: bool = False,
         uncertain: float = 0.5,
-        clinical_encoding: str = "binary",
+        clinical_encoding: str = DEFAULT_CLINICAL_ENCODING,
     ):
         frame = read_manifest(manifest, split=split)
         if len(frame) == 0:
