@@ -308,13 +308,18 @@ def cache_resized(
     """Load ``source``, resize it to ``shorter_side`` and write it to ``target`` as an 8-bit
     grey PNG (atomically). Returns the cached ``(height, width)``.
 
-    An existing ``target`` is kept as it is (the cache is idempotent; delete it to rebuild).
-    Raises :class:`ImageLoadError` when ``source`` cannot be read.
+    An existing ``target`` that decodes is kept as it is (the cache is idempotent; delete it to
+    rebuild); a damaged one is made again. Raises :class:`ImageLoadError` when ``source``
+    cannot be read.
     """
     target = Path(target)
     if target.is_file():
-        with Image.open(target) as cached:
-            return cached.height, cached.width
+        try:
+            with Image.open(target) as cached:
+                cached.verify()
+                return cached.height, cached.width
+        except (OSError, SyntaxError):
+            log.warning("%s: damaged cached image; making it again", target)
     image = resize_shorter_side(load_image(source), shorter_side, max_longer_side)
     save_grey_png(image, target)
     return image.shape

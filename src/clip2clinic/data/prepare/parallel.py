@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from clip2clinic.io import atomic_path
@@ -45,7 +47,7 @@ def run_chunks(
         cache / f"{name}-{i:05d}-{fingerprint(chunk.to_dict('list'), options)}.parquet"
         for i, chunk in enumerate(chunks)
     ]
-    todo = [i for i, path in enumerate(paths) if not path.is_file()]
+    todo = [i for i, path in enumerate(paths) if not _readable(path)]
     bar = tqdm(total=len(rows), initial=len(rows) - sum(len(chunks[i]) for i in todo),
                desc=desc or name, unit="row", disable=len(rows) == 0)
     with bar:
@@ -64,6 +66,15 @@ def run_chunks(
     if not paths:
         return pd.DataFrame()
     return pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True)
+
+
+def _readable(path: Path) -> bool:
+    """A finished chunk file whose Parquet footer reads (a damaged one is computed again)."""
+    try:
+        pq.read_metadata(path)
+    except (OSError, pa.ArrowException):
+        return False
+    return True
 
 
 def _save(frame: pd.DataFrame, path: Path) -> None:

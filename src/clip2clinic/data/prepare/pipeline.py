@@ -18,12 +18,13 @@ from clip2clinic.data.prepare.image_stage import run_image_stage
 from clip2clinic.data.prepare.report_stage import run_report_stage
 from clip2clinic.data.prepare.text_stage import run_text_stage, text_table
 from clip2clinic.embedded import MINILM_SOURCE
-from clip2clinic.io import InputError, write_text_atomic
+from clip2clinic.io import InputError, exclusive_lock, write_text_atomic
 from clip2clinic.observations import CHEXPERT_CLASSES
 
 log = logging.getLogger(__name__)
 
 REPORT_NAME = "prepare_report.json"
+LOCK_NAME = ".prepare.lock"
 #: What ``prepare`` writes, versioned: 2 draws normal studies' hard negatives from their own
 #: split (version 1 drew them from every split, leaking held-out reports into training).
 PREPARE_VERSION = 2
@@ -54,9 +55,18 @@ def cache_dir_for(manifest: str | os.PathLike) -> Path:
 
 def prepare(options: PrepareOptions) -> dict[str, Any]:
     """Run every stage and write the manifest; returns the prepare report (also saved as
-    ``<cache>/prepare_report.json``). Re-running reuses finished work."""
+    ``<cache>/prepare_report.json``). Re-running reuses finished work, after checking it.
+
+    Holds a lock on the output for the whole run: a second ``prepare`` on the same ``out``
+    fails at once instead of interleaving its caches with this one's.
+    """
     manifest_path = Path(options.out)
     cache = cache_dir_for(manifest_path)
+    with exclusive_lock(cache / LOCK_NAME, f"the prepared corpus {manifest_path}"):
+        return _prepare(options, manifest_path, cache)
+
+
+def _prepare(options: PrepareOptions, manifest_path: Path, cache: Path) -> dict[str, Any]:
     dataset = open_dataset(options.dataset, options.root, **options.reader_options)
     frame = dataset.frame.copy()
     log.info("%s: %d images in %s", dataset.name, len(frame), options.root)

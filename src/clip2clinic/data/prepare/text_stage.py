@@ -13,17 +13,23 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from clip2clinic.io import atomic_path, write_text_atomic
 from clip2clinic.model.frozen_text import FrozenTextEncoder
 from clip2clinic.model.towers import load_tokenizer
 from clip2clinic.reports.graph.schema import node_vocabulary
+
+log = logging.getLogger(__name__)
 
 TEXTS = "texts.parquet"
 TOKENS = "text_tokens.safetensors"
@@ -61,12 +67,17 @@ def run_text_stage(texts: pd.DataFrame, graphs: Iterable[dict], cache: Path, tex
     Skips files that exist and were made with the same text model, length and texts.
     """
     info = {"text_model": text_model, "max_length": max_length, "texts": len(texts),
-            "text_fingerprint": pd.util.hash_pandas_object(texts["text"]).sum()}
+            "text_fingerprint": texts_fingerprint(texts["text"])}
     info_path = cache / "text_cache.json"
     fresh = info_path.is_file() and json.loads(info_path.read_text()) == _jsonable(info)
     wanted = [TEXTS, TOKENS, NODES, NODE_EMBEDDINGS] + ([FEATURES] if features else [])
-    if fresh and all((cache / name).is_file() for name in wanted):
-        return {"texts": len(texts), "graph_nodes": len(json.loads((cache / NODES).read_text()))}
+    if fresh:
+        damaged = damaged_files(cache, wanted, info["text_fingerprint"])
+        if not damaged:
+            return {"texts": len(texts),
+                    "graph_nodes": len(json.loads((cache / NODES).read_text()))}
+        log.warning("%s: text cache file(s) %s missing or damaged; rebuilding the text cache",
+                    cache, ", ".join(damaged))
 
     with atomic_path(cache / TEXTS) as tmp:
         texts.to_parquet(tmp, index=False)
@@ -83,6 +94,32 @@ def run_text_stage(texts: pd.DataFrame, graphs: Iterable[dict], cache: Path, tex
     write_text_atomic(json.dumps(nodes, indent=0), cache / NODES)
     write_text_atomic(json.dumps(_jsonable(info), indent=2), info_path)
     return {"texts": len(texts), "graph_nodes": len(nodes)}
+
+
+def texts_fingerprint(texts: pd.Series) -> str:
+    """A fingerprint of the text table's texts in order: the text caches carry it, so a
+    manifest and caches of different ``prepare`` runs are told apart."""
+    return str(pd.util.hash_pandas_object(texts.reset_index(drop=True)).sum())
+
+
+def damaged_files(cache: Path, names: Sequence[str], fingerprint: str) -> list[str]:
+    """Those of ``names`` in ``cache`` that are missing, do not read (safetensors header and
+    length, Parquet footer, JSON) or whose tensors carry another text fingerprint."""
+    damaged = []
+    for name in names:
+        path = cache / name
+        try:
+            if name.endswith(".safetensors"):
+                with safe_open(str(path), framework="pt") as handle:
+                    if (handle.metadata() or {}).get("text_fingerprint") != fingerprint:
+                        raise ValueError("made for other texts")
+            elif name.endswith(".parquet"):
+                pq.read_metadata(path)
+            else:
+                json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, SafetensorError, pa.ArrowException):
+            damaged.append(name)
+    return damaged
 
 
 def _jsonable(info: dict) -> dict:
