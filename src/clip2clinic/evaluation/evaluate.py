@@ -42,7 +42,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from clip2clinic.api import Clip2Clinic, resolve_checkpoint
+from clip2clinic.api import FINAL_CHECKPOINT, Clip2Clinic, resolve_checkpoint
 from clip2clinic.evaluation import (
     adversarial,
     cxr_align,
@@ -136,28 +136,34 @@ class Evaluation:
         self.embed = Embedder(model, cache_dir, progress)
         self.context = Context(self.embed, data, out, model.temperature, **asdict(options))
         self.outcomes: list[Outcome] = []
+        self.failures: dict[str, str] = {}
 
-    def run(self, task: str, runs: Iterable[Scored]) -> None:
-        """Collect what a runner yields, timing each dataset's result."""
+    def run(self, task: str, runs: Iterable[Scored], source: str = "") -> None:
+        """Collect what a runner yields, timing each dataset's result; a task that fails is
+        recorded in ``failures`` (keyed "task on source") and the others still run."""
         start = time.perf_counter()
-        for scored in runs:
-            seconds = time.perf_counter() - start
-            self.outcomes.append(Outcome(task, scored.dataset, scored.result, seconds,
-                                         scored.curves))  # fmt: skip
-            log.info("%s on %s: %s", task, scored.dataset, _brief(scored.result.metrics))
-            start = time.perf_counter()
+        try:
+            for scored in runs:
+                seconds = time.perf_counter() - start
+                self.outcomes.append(Outcome(task, scored.dataset, scored.result, seconds,
+                                             scored.curves))  # fmt: skip
+                log.info("%s on %s: %s", task, scored.dataset, _brief(scored.result.metrics))
+                start = time.perf_counter()
+        except Exception as exc:  # noqa: BLE001 - one task's failure must not lose the rest
+            self.failures[f"{task} on {source}"] = f"{type(exc).__name__}: {exc}"
+            log.error("%s on %s failed: %s: %s", task, source, type(exc).__name__, exc)
 
     def run_manifest(self, name: str, manifest: Path, tasks: Sequence[Task]) -> None:
         corpus = Corpus.load(name, manifest, self.split, self.embed)
         for task in tasks:
             if task.on_corpus is not None:
-                self.run(task.name, task.on_corpus(corpus, self.context))
+                self.run(task.name, task.on_corpus(corpus, self.context), name)
 
     def run_dataset(self, name: str, root: Path, tasks: Sequence[Task]) -> None:
         data = ReaderData.load(name, root, self.embed)
         for task in tasks:
             if task.on_dataset is not None:
-                self.run(task.name, task.on_dataset(data, self.context))
+                self.run(task.name, task.on_dataset(data, self.context), name)
 
     def metrics(self) -> dict[str, Estimate]:
         """The headline aggregates (``<metric>``, over datasets) then every task's metrics per
@@ -172,9 +178,26 @@ class Evaluation:
         return {**headline_metrics(keyed), **keyed}
 
 
-def run_identity(checkpoint: Path) -> dict[str, Any]:
-    """The run dir, variant and seed of a checkpoint, from the run's config.yaml if present."""
+class EvaluationIncomplete(InputError):
+    """Some tasks failed; the others' outputs were written. ``record`` is what was written."""
+
+    def __init__(self, message: str, record: dict[str, Any]):
+        super().__init__(message)
+        self.record = record
+
+
+def run_identity(checkpoint: Path, allow_partial: bool = False) -> dict[str, Any]:
+    """The run dir, variant and seed of a checkpoint, from the run's config.yaml if present.
+
+    A run dir without a final checkpoint (training did not finish) raises InputError unless
+    ``allow_partial``, which scores its newest step checkpoint with a warning."""
     folder = resolve_checkpoint(checkpoint)
+    if (checkpoint / "checkpoints").is_dir() and folder.name != FINAL_CHECKPOINT:
+        if not allow_partial:
+            raise InputError(f"{checkpoint}: the run has no final checkpoint (training did not "
+                             f"finish; the newest is {folder.name}); finish it, or pass "
+                             "--allow-partial to score that step")
+        log.warning("%s: no final checkpoint; scoring %s (--allow-partial)", checkpoint, folder)
     run = checkpoint if (checkpoint / "checkpoints").is_dir() else folder.parent.parent
     config: dict[str, Any] = {}
     if (run / "config.yaml").is_file():
@@ -197,16 +220,19 @@ def evaluate(
     device: str = "cpu",
     progress: bool = True,
     cache_dir: str | os.PathLike | None = None,
+    allow_partial: bool = False,
 ) -> dict[str, Any]:
     """Run ``tasks`` of ``checkpoint`` (a run dir or checkpoint folder) on ``data``; write
     ``metrics.json``, the tasks' CSVs and ``roc.csv`` into ``out`` (default
     ``RUN/evaluation``) and return the metrics record.
 
     ``options.split`` is the manifests' split the tasks score ("validate" for choosing
-    settings, so the test split stays unseen; probes then do not run)."""
+    settings, so the test split stays unseen; probes then do not run). ``allow_partial``: see
+    :func:`run_identity`. When tasks fail, the others' outputs are still written (``failed`` in
+    metrics.json) and :class:`EvaluationIncomplete` is raised."""
     options = options or Options()
     checkpoint = Path(checkpoint)
-    identity = run_identity(checkpoint)
+    identity = run_identity(checkpoint, allow_partial)
     out = Path(out) if out is not None else Path(identity["run"]) / summary.EVALUATION_DIR
     out.mkdir(parents=True, exist_ok=True)
     model = Clip2Clinic.from_pretrained(identity["checkpoint"], device=device,
@@ -218,7 +244,12 @@ def evaluate(
         evaluation.run_manifest(name, manifest, selected)
     for name, root in data.datasets.items():
         evaluation.run_dataset(name, root, selected)
-    return write_outputs(evaluation, identity, out, model.fingerprint)
+    record = write_outputs(evaluation, identity, out, model.fingerprint)
+    if evaluation.failures:
+        failed = "; ".join(f"{k}: {v}" for k, v in evaluation.failures.items())
+        raise EvaluationIncomplete(f"{len(evaluation.failures)} task(s) failed ({failed}); the "
+                                   f"other results are in {out}", record)
+    return record
 
 
 def write_outputs(evaluation: Evaluation, identity: dict, out: Path, fingerprint: str) -> dict:
@@ -226,6 +257,8 @@ def write_outputs(evaluation: Evaluation, identity: dict, out: Path, fingerprint
     the record."""
     record: dict[str, Any] = {**identity, "fingerprint": fingerprint,
                               "split": evaluation.split, "tasks": {}}  # fmt: skip
+    if evaluation.failures:
+        record["failed"] = dict(evaluation.failures)
     for outcome in evaluation.outcomes:
         name = f"{outcome.task}_{outcome.dataset}"
         write_csv_atomic(outcome.result.table, out / f"{name}.csv")

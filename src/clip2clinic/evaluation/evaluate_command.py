@@ -37,17 +37,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="bootstrap resamples of each interval")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--allow-partial", action="store_true",
+                        help="score the newest step checkpoint of a run that did not finish")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from clip2clinic.evaluation.evaluate import Options, evaluate, parse_data, parse_tasks
+    import sys
+
+    from clip2clinic.evaluation.evaluate import (
+        EvaluationIncomplete,
+        Options,
+        evaluate,
+        parse_data,
+        parse_tasks,
+    )
 
     options = Options(split=args.split, seed=args.seed, n_boot=args.n_boot)
-    record = evaluate(args.checkpoint, parse_data(args.data), parse_tasks(args.tasks),
-                      out=args.out, options=options, device=args.device,
-                      progress=not args.quiet, cache_dir=args.cache)  # fmt: skip
+    failure = None
+    try:
+        record = evaluate(args.checkpoint, parse_data(args.data), parse_tasks(args.tasks),
+                          out=args.out, options=options, device=args.device,
+                          progress=not args.quiet, cache_dir=args.cache,
+                          allow_partial=args.allow_partial)  # fmt: skip
+    except EvaluationIncomplete as exc:
+        record, failure = exc.record, exc
     width = max(map(len, record["metrics"]), default=0)
     for name, m in record["metrics"].items():
         print(f"{name:<{width}}  {m['value']:.4f}  [{m['low']:.4f}, {m['high']:.4f}]  n={m['n']}")
+    if failure is not None:
+        print(f"clip2clinic evaluate: error: {failure}", file=sys.stderr)
+        return 1
     return 0
