@@ -1,4 +1,4 @@
-"""kill -9 at a random point of ``prepare``, ``train`` and a text command, then the same command
+"""kill -9 at a random point of ``prepare``, ``train`` and the text commands, then the same command
 again: the outputs equal those of an uninterrupted run, and no temporary file is left behind.
 The kill times are drawn from a seeded generator (``CLIP2CLINIC_KILL_SEED`` to vary them)."""
 
@@ -61,16 +61,17 @@ def temp_files(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".tmp-")]
 
 
-def test_label_killed_and_rerun_writes_the_same_output(tmp_path, shared_data):
+@pytest.mark.parametrize("command", ["label", "graph", "negate"])
+def test_text_command_killed_and_rerun_writes_the_same_output(command, tmp_path, shared_data):
     reports = pd.read_csv(shared_data / "iu_xray" / "indiana_reports.csv", dtype=str)
     source = tmp_path / "reports.csv"
     pd.concat([reports] * 3, ignore_index=True).assign(
         uid=lambda f: range(len(f))).to_csv(source, index=False)
-    args = ["label", source, "--text-column", "findings", "--id-column", "uid", "--output"]
-    took = timed(clip2clinic(*args, tmp_path / "reference.csv"), tmp_path)
-    output = tmp_path / "out" / "labels.csv"
+    args = [command, source, "--text-column", "findings", "--id-column", "uid", "--output"]
+    took = timed(clip2clinic(*args, tmp_path / "reference.out"), tmp_path)
+    output = tmp_path / "out" / "result.out"
     killed_then_rerun(clip2clinic(*args, output), took, tmp_path)
-    assert output.read_bytes() == (tmp_path / "reference.csv").read_bytes()
+    assert output.read_bytes() == (tmp_path / "reference.out").read_bytes()
     assert temp_files(tmp_path) == []
 
 
