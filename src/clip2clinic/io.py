@@ -145,28 +145,29 @@ def check_ids(ids: pd.Series, where: str) -> None:
 
 
 @contextmanager
-def atomic_path(target: str | os.PathLike, fsync: bool = True) -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike, cache_file: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success rename it onto ``target``.
 
     The target is checked first (:func:`check_output`). The temporary file gets the user's
-    umask (like any new file) and is fsynced before the rename unless ``fsync`` is False (for
-    caches that are verified when reused). Its name holds this process id, so temporary files
-    left by a killed run (they may hold report text) are removed by the next write to the same
-    target.
+    umask (like any new file) and is fsynced before the rename. Its name holds this process
+    id, so temporary files left by a killed run (they may hold report text) are removed by the
+    next write to the same target. ``cache_file`` (the image cache: many files, no report
+    text, checked when reused) skips the fsync and that sweep of the folder.
     """
     target = Path(target)
     check_output(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_orphans(target)
+    if not cache_file:
+        _remove_orphans(target)
     tmp_path = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield tmp_path
-        if fsync:
+        if not cache_file:
             _fsync(tmp_path)
         check_output(target)  # nothing became a link or device while we wrote
         os.replace(tmp_path, target)
-        if fsync:
+        if not cache_file:
             with suppress(OSError):  # not every file system syncs a directory
                 _fsync(target.parent)
     finally:

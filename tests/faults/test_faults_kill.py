@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +22,7 @@ from training_fixtures import tiny_config_file
 
 from clip2clinic.data.manifest import read_manifest
 from clip2clinic.data.prepare import cache_dir_for
+from clip2clinic.training.checkpoint import step_checkpoints, step_dir_name
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -39,17 +41,30 @@ def timed(command: list[str], cwd: Path) -> float:
     return time.perf_counter() - start
 
 
-def killed_then_rerun(command: list[str], took: float, cwd: Path) -> None:
-    """Start ``command``, SIGKILL it at a random point (20-90% of ``took``, its uninterrupted
-    wall time), then run it again to the end."""
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    try:
-        process.wait(timeout=RANDOM.uniform(0.2, 0.9) * took)
-        pytest.fail("the command finished before it could be killed")
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+def killed_then_rerun(command: list[str], took: float, cwd: Path,
+                      ready: Callable[[], bool] | None = None) -> None:
+    """Start ``command`` and SIGKILL it at a random point, then run it again to the end.
+
+    The point is 20-90% of ``took`` (its uninterrupted wall time), or, with ``ready``, a
+    random fraction of a second after ``ready()`` turns true. A run that ends before its kill
+    (a loaded machine) is tried again with half the delay, up to four times."""
+    fraction = RANDOM.uniform(0.2, 0.9)
+    for _ in range(4):
+        process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        deadline = time.perf_counter() + fraction * took
+        while process.poll() is None and not (ready() if ready else
+                                              time.perf_counter() >= deadline):
+            time.sleep(0.02)
+        if ready is not None:
+            time.sleep(RANDOM.uniform(0.0, 0.3))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            break
+        fraction /= 2
+    else:
+        pytest.fail("the command always finished before it could be killed")
     timed(command, cwd)
 
 
@@ -107,7 +122,9 @@ def test_train_killed_and_rerun_gives_the_same_weights(tiny_prepared_phantom, tm
                            "--set", "model.text.head.dropout=0.3")
 
     took = timed(command(tmp_path / "reference"), tmp_path)
-    killed_then_rerun(command(tmp_path / "run"), took, tmp_path)
+    steps = [step for step, _ in step_checkpoints(tmp_path / "reference" / "checkpoints")]
+    kill_after = tmp_path / "run" / "checkpoints" / step_dir_name(RANDOM.choice(steps[:-1]))
+    killed_then_rerun(command(tmp_path / "run"), took, tmp_path, ready=kill_after.is_dir)
     final = load_file(tmp_path / "run" / "checkpoints" / "final" / "model.safetensors")
     expected = load_file(tmp_path / "reference" / "checkpoints" / "final" / "model.safetensors")
     assert same_tensors(final, expected)

@@ -295,7 +295,7 @@ def resize_shorter_side(
 def save_grey_png(image: np.ndarray, target: str | os.PathLike) -> None:
     """Write a 2-D uint8 array as an 8-bit grey PNG, atomically (not fsynced: the image cache
     is checked when reused)."""
-    with atomic_path(target, fsync=False) as tmp:
+    with atomic_path(target, cache_file=True) as tmp:
         Image.fromarray(image, "L").save(tmp, format="PNG", compress_level=1)
 
 
