@@ -42,12 +42,14 @@ def timed(command: list[str], cwd: Path) -> float:
 
 
 def killed_then_rerun(command: list[str], took: float, cwd: Path,
-                      ready: Callable[[], bool] | None = None) -> None:
+                      ready: Callable[[], bool] | None = None,
+                      finished: Callable[[], bool] | None = None) -> None:
     """Start ``command`` and SIGKILL it at a random point, then run it again to the end.
 
     The point is 20-90% of ``took`` (its uninterrupted wall time), or, with ``ready``, a
     random fraction of a second after ``ready()`` turns true. A run that ends before its kill
-    (a loaded machine) is tried again with half the delay, up to four times."""
+    (a loaded machine) is tried again with half the delay, up to four times. ``finished``:
+    true when the killed run had already written its last output (then it is not re-run)."""
     fraction = RANDOM.uniform(0.2, 0.9)
     for _ in range(4):
         process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL,
@@ -65,7 +67,8 @@ def killed_then_rerun(command: list[str], took: float, cwd: Path,
         fraction /= 2
     else:
         pytest.fail("the command always finished before it could be killed")
-    timed(command, cwd)
+    if finished is None or not finished():  # killed after its last write: nothing to redo
+        timed(command, cwd)
 
 
 def same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
@@ -123,8 +126,10 @@ def test_train_killed_and_rerun_gives_the_same_weights(tiny_prepared_phantom, tm
 
     took = timed(command(tmp_path / "reference"), tmp_path)
     steps = [step for step, _ in step_checkpoints(tmp_path / "reference" / "checkpoints")]
-    kill_after = tmp_path / "run" / "checkpoints" / step_dir_name(RANDOM.choice(steps[:-1]))
-    killed_then_rerun(command(tmp_path / "run"), took, tmp_path, ready=kill_after.is_dir)
+    checkpoints = tmp_path / "run" / "checkpoints"
+    kill_after = checkpoints / step_dir_name(RANDOM.choice(steps[:-2]))
+    killed_then_rerun(command(tmp_path / "run"), took, tmp_path, ready=kill_after.is_dir,
+                      finished=(checkpoints / "final").is_dir)  # a finished run is not redone
     final = load_file(tmp_path / "run" / "checkpoints" / "final" / "model.safetensors")
     expected = load_file(tmp_path / "reference" / "checkpoints" / "final" / "model.safetensors")
     assert same_tensors(final, expected)
