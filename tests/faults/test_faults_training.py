@@ -10,9 +10,10 @@ import shutil
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from training_fixtures import tiny_config
+from training_fixtures import tiny_config, tiny_config_file
 
 from clip2clinic.api import Clip2Clinic
+from clip2clinic.cli import main
 from clip2clinic.data.manifest import read_manifest
 from clip2clinic.data.prepare import cache_dir_for
 from clip2clinic.data.transforms import GREY
@@ -50,7 +51,7 @@ def test_unreadable_image_drops_its_row_never_borrows_another(corrupt_phantom, c
 
 
 def test_training_counts_dropped_rows_and_stops_above_the_limit(corrupt_phantom, tmp_path,
-                                                                caplog):
+                                                                caplog, capsys):
     manifest, _ = corrupt_phantom
     config = tiny_config(tmp_path / "ok", manifest, "baseline", "train.epochs=1")
     with caplog.at_level(logging.WARNING):
@@ -60,6 +61,11 @@ def test_training_counts_dropped_rows_and_stops_above_the_limit(corrupt_phantom,
     strict = tiny_config(tmp_path / "strict", manifest, "baseline", "train.epochs=1")
     with pytest.raises(InputError, match="rows have unreadable cached images, more than 0.0%"):
         train(strict, max_unreadable=0.0)
+    config_file = tiny_config_file(tmp_path / "cli")
+    assert main(["train", "--config", str(config_file), "--variant", "baseline", "--manifest",
+                 str(manifest), "--out", str(tmp_path / "cli" / "run"), "--set",
+                 "train.epochs=1", "--max-unreadable", "0"]) == 2
+    assert "more than 0.0%" in capsys.readouterr().err
 
 
 def poison(folder, name: str | None = None) -> str:

@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", metavar="RUN",
                         help="continue the run in RUN with its saved config (only --set "
                         "train.stop_after_steps / train.progress / data.num_workers may change)")
+    parser.add_argument("--max-unreadable", type=float, default=0.01, metavar="FRACTION",
+                        help="share of the split whose cached images may be unreadable in an "
+                        "epoch (those rows are dropped) before training stops (default 0.01)")
     parser.set_defaults(func=run)
 
 
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if config.data.manifest is None:
         raise InputError("data.manifest: no manifest given (--manifest M or data.manifest)")
     try:
-        result = train(config)
+        result = train(config, max_unreadable=args.max_unreadable)
     except TrainingDiverged as exc:
         print(f"clip2clinic train: error: {exc}", file=sys.stderr)
         return 1
