@@ -79,13 +79,14 @@ def temp_files(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".tmp-")]
 
 
-@pytest.mark.parametrize("command", ["label", "graph", "negate"])
+@pytest.mark.parametrize("command", ["label", "graph", "negate", "clean"])
 def test_text_command_killed_and_rerun_writes_the_same_output(command, tmp_path, shared_data):
     reports = pd.read_csv(shared_data / "iu_xray" / "indiana_reports.csv", dtype=str)
     source = tmp_path / "reports.csv"
     pd.concat([reports] * 3, ignore_index=True).assign(
         uid=lambda f: range(len(f))).to_csv(source, index=False)
-    args = [command, source, "--text-column", "findings", "--id-column", "uid", "--output"]
+    text = ["--format", "iu"] if command == "clean" else ["--text-column", "findings"]
+    args = [command, source, *text, "--id-column", "uid", "--output"]
     took = timed(clip2clinic(*args, tmp_path / "reference.out"), tmp_path)
     output = tmp_path / "out" / "result.out"
     killed_then_rerun(clip2clinic(*args, output), took, tmp_path)
