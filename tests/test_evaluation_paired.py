@@ -110,6 +110,18 @@ def test_delong_mean_over_classes():
         delong_test(labels[kept, 0] == 1, base[kept, 0], run[kept, 0]).se)
 
 
+def test_delong_mean_keeps_every_class_auc_when_one_has_a_single_positive():
+    rng = np.random.default_rng(2)
+    labels = (rng.random((40, 2)) < 0.5).astype(float)
+    labels[:, 0] = 0.0
+    labels[0, 0] = 1.0  # one positive: its AUC exists, its DeLong variance does not
+    base, run = rng.normal(size=(40, 2)) + labels, rng.normal(size=(40, 2)) + 2 * labels
+    mean = delong_mean_test(labels, base, run)
+    expected = np.mean([rank_auc(labels[:, c] == 1, run[:, c]) for c in range(2)])
+    assert mean.run == pytest.approx(expected)  # not a partial mean over the first classes
+    assert math.isnan(mean.p)
+
+
 def test_holm_against_a_hand_computation():
     # sorted 0.005, 0.01, 0.03, 0.04 -> 4x, 3x, 2x, 1x = 0.02, 0.03, 0.06, 0.04 -> running max
     adjusted = holm([0.01, 0.04, 0.03, 0.005, math.nan])

@@ -126,6 +126,7 @@ def delong_mean_test(labels: np.ndarray, baseline: np.ndarray, run: np.ndarray) 
     other = np.asarray(run, dtype=float).reshape(labels.shape)
     terms = np.zeros(labels.shape)
     aucs = np.zeros((labels.shape[1], 2))
+    variance_defined = True  # a class with fewer than 2 positives or negatives has none
     for c in range(labels.shape[1]):
         rows = np.flatnonzero((labels[:, c] == 0) | (labels[:, c] == 1))
         y = labels[rows, c] == 1
@@ -133,11 +134,12 @@ def delong_mean_test(labels: np.ndarray, baseline: np.ndarray, run: np.ndarray) 
                                                                    other[rows, c]]))
         m, n = len(v10), len(v01)
         if m < 2 or n < 2:
-            return _z_test(aucs[:, 0].mean(), aucs[:, 1].mean(), math.nan)
+            variance_defined = False
+            continue
         d = aucs[c, 1] - aucs[c, 0]
         terms[rows[y], c] = (v10[:, 1] - v10[:, 0] - d) / math.sqrt(m * (m - 1))
         terms[rows[~y], c] = (v01[:, 1] - v01[:, 0] - d) / math.sqrt(n * (n - 1))
-    variance = float((terms.mean(axis=1) ** 2).sum())
+    variance = float((terms.mean(axis=1) ** 2).sum()) if variance_defined else math.nan
     return _z_test(aucs[:, 0].mean(), aucs[:, 1].mean(), variance)
 
 
