@@ -219,8 +219,8 @@ def plot_metrics(summary: pd.DataFrame, metrics: Sequence[str], target: Path) ->
         axis.grid(axis="y", alpha=0.3)
     for axis in list(axes.flat)[len(metrics) :]:
         axis.set_visible(False)
-    figure.suptitle("metrics per variant (mean over seeds; whiskers: 95% bootstrap intervals)",
-                    fontsize=11)
+    figure.suptitle("metrics per variant (mean over seeds; whiskers: mean of the seeds' 95% "
+                    "intervals)", fontsize=11)
     _save(figure, target)
 
 
