@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from clip2clinic.demo.pipeline import train_variant
 from clip2clinic.evaluation.evaluate import Options, evaluate, parse_data
+from clip2clinic.training.trainer import train_variant
 
 METRICS = ("cxr_align_a", "cxr_align_b", "zeroshot_mean_auc", "retrieval_top5",
            "normal_detection_acc")

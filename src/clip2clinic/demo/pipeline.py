@@ -55,28 +55,6 @@ def say(message: str, progress: bool = True) -> None:
         print(f"[demo] {message}", flush=True)
 
 
-def train_variant(manifest: str | os.PathLike, run_dir: str | os.PathLike, variant: str,
-                  seed: int = 0, overrides: Sequence[str] = (), progress: bool = True,
-                  preset: str = "embedded") -> Path:
-    """Train ``variant`` with ``preset`` into ``run_dir`` (resuming an interrupted run,
-    skipping a finished one); returns the final checkpoint folder."""
-    from clip2clinic.training.config import load_config, named_config
-    from clip2clinic.training.trainer import FINAL, train
-
-    final = Path(run_dir) / "checkpoints" / FINAL
-    if (final / "model.safetensors").is_file():
-        return final
-    config = load_config(
-        [named_config("preset", preset), named_config("variant", variant)],
-        [f"data.manifest={manifest}", f"out={run_dir}", f"train.seed={seed}",
-         f"train.progress={str(progress).lower()}", *overrides],
-    )
-    result = train(config)
-    if not result.finished:
-        raise InputError(f"{run_dir}: training stopped at step {result.step} before the end")
-    return result.checkpoint
-
-
 #: The probes' grid of C in the demo: the standard grid without 1 and 10, whose fits take
 #: most of the probes' time on the phantom (docs/demo.md).
 DEMO_PROBE_C_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
@@ -115,6 +93,7 @@ def run_demo(out: str | os.PathLike, variants: Sequence[str] | None = None, quic
     ``results_summary.csv``); returns the summary CSV. ``size`` overrides the preset sizes
     (tests use a tiny one)."""
     from clip2clinic.data.phantom import generate_phantom
+    from clip2clinic.training.trainer import train_variant
 
     size = size or (QUICK if quick else FULL)
     variants = tuple(variants or size.variants)

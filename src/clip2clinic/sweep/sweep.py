@@ -53,8 +53,8 @@ class ValidationScorer:
 
     def scores(self, run: Path, variant: str, seed: int, overrides: Sequence[str]) -> dict:
         """``{metric: value, ..., "train_s": seconds}`` of the run, training it first."""
-        from clip2clinic.demo.pipeline import train_variant
         from clip2clinic.evaluation.evaluate import evaluate
+        from clip2clinic.training.trainer import train_variant
 
         path = run / SCORES_NAME
         if path.is_file():

@@ -23,7 +23,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +47,8 @@ from clip2clinic.training.config import (
     RESUMABLE_CHANGES,
     TrainConfig,
     changed_keys,
+    load_config,
+    named_config,
     read_yaml,
 )
 from clip2clinic.training.data import (
@@ -500,3 +502,21 @@ def train(config: TrainConfig, on_step: Callable[[int], None] | None = None,
     ``max_unreadable``: see :class:`Trainer`."""
     return Trainer(config, on_step, max_unreadable).fit()
 
+
+def train_variant(manifest: str | os.PathLike, run_dir: str | os.PathLike, variant: str,
+                  seed: int = 0, overrides: Sequence[str] = (), progress: bool = True,
+                  preset: str = "embedded") -> Path:
+    """Train ``variant`` with ``preset`` into ``run_dir`` (resuming an interrupted run,
+    skipping a finished one); returns the final checkpoint folder."""
+    final = Path(run_dir) / "checkpoints" / FINAL
+    if (final / WEIGHTS_NAME).is_file():
+        return final
+    config = load_config(
+        [named_config("preset", preset), named_config("variant", variant)],
+        [f"data.manifest={manifest}", f"out={run_dir}", f"train.seed={seed}",
+         f"train.progress={str(progress).lower()}", *overrides],
+    )
+    result = train(config)
+    if not result.finished:
+        raise InputError(f"{run_dir}: training stopped at step {result.step} before the end")
+    return result.checkpoint
