@@ -207,3 +207,16 @@ def test_text_head_learns_negation_on_frozen_minilm_features():
         bad = (image * normalize(head(test_nf, test_nm), dim=-1)).sum(-1)
     accuracy = (good > bad).float().mean().item()
     assert accuracy >= 0.9, accuracy  # chance is 0.5
+
+
+def test_a_checkpoint_with_a_non_finite_weight_is_refused_naming_it(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    ClinicCLIP(scratch_config("head")).save_pretrained(tmp_path)
+    tensors = load_file(str(tmp_path / "model.safetensors"))
+    name = sorted(n for n, t in tensors.items() if t.is_floating_point())[0]
+    tensors[name] = tensors[name].clone()
+    tensors[name].view(-1)[-1] = float("inf")
+    save_file(tensors, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(InputError, match=rf"tensor '{name}' has 1 non-finite value"):
+        ClinicCLIP.from_pretrained(tmp_path)

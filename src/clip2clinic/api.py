@@ -28,7 +28,7 @@ from clip2clinic.data.transforms import EvalTransform, Normalization
 from clip2clinic.io import InputError
 from clip2clinic.model import CONFIG_NAME, WEIGHTS_NAME, ClinicCLIP, FrozenTextEncoder
 from clip2clinic.model.towers import load_tokenizer
-from clip2clinic.training.checkpoint import check_weights, step_checkpoints
+from clip2clinic.training.checkpoint import step_checkpoints
 
 #: One image: a file path (JPEG, PNG, DICOM, ...), a PIL image, or a numpy array (2-D grey of
 #: any dtype, or H x W x 3/4 uint8 colour).
@@ -105,9 +105,7 @@ class Clip2Clinic:
     ) -> Clip2Clinic:
         """Load a checkpoint folder or a run dir's final (else newest) checkpoint; see
         :func:`resolve_checkpoint`."""
-        folder = resolve_checkpoint(path)
-        check_weights(folder)
-        model = ClinicCLIP.from_pretrained(folder, device=device)
+        model = ClinicCLIP.from_pretrained(resolve_checkpoint(path), device=device)
         return cls(model, device=device, image_size=image_size)
 
     def save_pretrained(self, path: str | os.PathLike) -> Path:

@@ -161,7 +161,8 @@ class ClinicCLIP(nn.Module):
     def from_pretrained(
         cls, directory: str | os.PathLike, device: str | torch.device = "cpu"
     ) -> ClinicCLIP:
-        """Rebuild a model saved by :meth:`save_pretrained` from its two files alone."""
+        """Rebuild a model saved by :meth:`save_pretrained` from its two files alone; weights
+        that do not fit the config, or any non-finite weight, raise InputError naming it."""
         directory = Path(directory)
         for name in (CONFIG_NAME, WEIGHTS_NAME):
             if not (directory / name).is_file():
@@ -173,4 +174,9 @@ class ClinicCLIP(nn.Module):
             raise InputError(
                 f"{directory / WEIGHTS_NAME}: does not match config.json ({exc})"
             ) from None
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                bad = int((~torch.isfinite(tensor)).sum())
+                raise InputError(f"{directory / WEIGHTS_NAME}: tensor {name!r} has {bad} "
+                                 "non-finite value(s) (NaN or infinity); refusing to load it")
         return model.to(device)
