@@ -87,3 +87,14 @@ def test_a_tiny_sweep_trains_scores_on_validation_and_resumes(tiny_prepared_phan
 
     monkeypatch.setattr("clip2clinic.training.trainer.train", fail)
     assert main(args) == 0
+
+
+def test_a_finished_run_of_another_setting_is_never_reused(tiny_prepared_phantom, tmp_path):
+    from clip2clinic.training.trainer import train_variant
+
+    run = tmp_path / "run"
+    final = train_variant(tiny_prepared_phantom, run, "n_dt_c", 0, TINY, progress=False)
+    assert train_variant(tiny_prepared_phantom, run, "n_dt_c", 0, TINY, progress=False) == final
+    with pytest.raises(InputError, match=r"loss.clinical_encoding differ"):
+        train_variant(tiny_prepared_phantom, run, "n_dt_c", 0,
+                      [*TINY, "loss.clinical_encoding=binary"], progress=False)

@@ -231,13 +231,19 @@ def resolve_run(config: TrainConfig) -> Path | None:
     resume_from = ckpt.latest_resumable(run / "checkpoints")
     if resume_from is None:
         return None
+    _refuse_changed_config(run, config)
+    return resume_from
+
+
+def _refuse_changed_config(run: Path, config: TrainConfig) -> None:
+    """Raise InputError when ``run``'s saved config differs from ``config`` in more than
+    :data:`RESUMABLE_CHANGES`, naming the keys."""
     saved = load_run_config(run)
     changed = [key for key in changed_keys(saved.to_dict(), config.to_dict())
                if key not in RESUMABLE_CHANGES]
     if changed:
         raise InputError(f"{run}: holds a run with a different config ({', '.join(changed)} "
                          "differ); resume it unchanged or choose a new --out")
-    return resume_from
 
 
 def load_run_config(run: str | Path) -> TrainConfig:
@@ -507,15 +513,17 @@ def train_variant(manifest: str | os.PathLike, run_dir: str | os.PathLike, varia
                   seed: int = 0, overrides: Sequence[str] = (), progress: bool = True,
                   preset: str = "embedded") -> Path:
     """Train ``variant`` with ``preset`` into ``run_dir`` (resuming an interrupted run,
-    skipping a finished one); returns the final checkpoint folder."""
-    final = Path(run_dir) / "checkpoints" / FINAL
-    if (final / WEIGHTS_NAME).is_file():
-        return final
+    skipping a finished one of the same config; a finished run of another config is refused);
+    returns the final checkpoint folder."""
     config = load_config(
         [named_config("preset", preset), named_config("variant", variant)],
         [f"data.manifest={manifest}", f"out={run_dir}", f"train.seed={seed}",
          f"train.progress={str(progress).lower()}", *overrides],
     )
+    final = Path(run_dir) / "checkpoints" / FINAL
+    if (final / WEIGHTS_NAME).is_file():
+        _refuse_changed_config(Path(run_dir), config)
+        return final
     result = train(config)
     if not result.finished:
         raise InputError(f"{run_dir}: training stopped at step {result.step} before the end")
