@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from clip2clinic.observations import CHEXPERT_CLASSES, slug
+from clip2clinic.reports.wordlists import read_lines
 
 DATA_DIR = Path(__file__).with_name("data")
 
@@ -24,18 +25,6 @@ _DIRECTIONS = {"<": ("before", False), "<<": ("before", True), ">": ("after", Fa
 QUALIFIER_CLASSES: dict[str, int | None] = {
     "negative": 0, "uncertain": -1, "positive": 1, "stable": None,
 }
-
-
-def read_lines(path: Path) -> list[str]:
-    """Non-empty, non-comment lines of a data file (missing file: no lines)."""
-    if not path.is_file():
-        return []
-    lines = []
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if line and not line.startswith("#"):
-            lines.append(line)
-    return lines
 
 
 def phrase_regex(phrase: str) -> str:
