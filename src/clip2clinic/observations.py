@@ -29,11 +29,3 @@ def slug(observation: str) -> str:
     """File-name form of an observation: "Pleural Effusion" -> "pleural_effusion"."""
     return observation.lower().replace(" ", "_")
 
-
-def from_slug(name: str) -> str:
-    """Inverse of :func:`slug`; raises ``KeyError`` naming the unknown observation."""
-    by_slug = {slug(c): c for c in CHEXPERT_CLASSES}
-    try:
-        return by_slug[name]
-    except KeyError:
-        raise KeyError(f"unknown CheXpert observation {name!r}") from None
