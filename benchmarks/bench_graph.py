@@ -15,10 +15,11 @@ import argparse
 import time
 from pathlib import Path
 
+from iu_labels import split_halves
+
 from clip2clinic.io import as_text, read_table
 from clip2clinic.reports.graph import RuleGraphExtractor
 from clip2clinic.reports.graph.agreement import labeler_agreement
-from clip2clinic.reports.labeler.iu_score import split_halves
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = 1000.0

@@ -11,14 +11,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from clip2clinic.reports.labeler import RuleLabeler
-from clip2clinic.reports.labeler.iu_score import (
+from iu_labels import (
     APART,
     load_iu_dev,
     macro_f1,
     score,
     split_halves,
 )
+
+from clip2clinic.reports.labeler import RuleLabeler
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -17,10 +17,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from iu_hard_negatives import iu_texts, score_hard_negatives
+
 from clip2clinic.observations import FINDINGS
 from clip2clinic.reports.labeler import RuleLabeler
 from clip2clinic.reports.negation import make_hard_negatives
-from clip2clinic.reports.negation.scoring import iu_texts, score_hard_negatives
 
 REPO = Path(__file__).resolve().parents[1]
 

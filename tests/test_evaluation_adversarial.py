@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from iu_hard_negatives import iu_texts
 
 from clip2clinic.evaluation.adversarial import (
     build_adversarial_pairs,
@@ -9,7 +10,6 @@ from clip2clinic.evaluation.adversarial import (
 )
 from clip2clinic.observations import CHEXPERT_CLASSES, FINDINGS
 from clip2clinic.reports.labeler import RuleLabeler
-from clip2clinic.reports.negation.scoring import iu_texts
 
 NAN = np.nan
 

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from iu_hard_negatives import iu_texts, score_hard_negatives
 
 from clip2clinic.evaluation.cxr_align import (
     build_cxr_align,
@@ -15,7 +16,6 @@ from clip2clinic.io import InputError
 from clip2clinic.observations import CHEXPERT_CLASSES
 from clip2clinic.reports.labeler import RuleLabeler
 from clip2clinic.reports.negation import negation_phrasings
-from clip2clinic.reports.negation.scoring import iu_texts, score_hard_negatives
 
 
 def unit(rng, n, d=64):

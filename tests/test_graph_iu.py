@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from iu_labels import split_halves
 
 from clip2clinic.io import as_text, read_table
 from clip2clinic.reports.graph import RuleGraphExtractor, node_vocabulary, validate_graph
 from clip2clinic.reports.graph.agreement import labeler_agreement
-from clip2clinic.reports.labeler.iu_score import split_halves
 
 #: Measured on all of half B (1,926 reports): coverage 0.999, agreement 0.999.
 COVERAGE_FLOOR = 0.98

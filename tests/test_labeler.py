@@ -174,7 +174,7 @@ def test_get_labeler_backends() -> None:
 def test_iu_dev_macro_f1_floor(labeler, shared_data: Path) -> None:
     """Regression guard, not a held-out score: the rules were developed on half A of this dev
     set (docs/labeler.md reports half B separately); the real test set is scored outside."""
-    from clip2clinic.reports.labeler.iu_score import load_iu_dev, macro_f1, score
+    from iu_labels import load_iu_dev, macro_f1, score
 
     dev = load_iu_dev(shared_data / "iu_xray")
     predictions = labeler.label_many(dev["text"])

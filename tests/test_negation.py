@@ -8,6 +8,7 @@ from collections import Counter
 
 import pandas as pd
 import pytest
+from iu_hard_negatives import iu_texts, score_hard_negatives
 
 from clip2clinic.observations import FINDINGS
 from clip2clinic.reports.labeler import RuleLabeler
@@ -20,7 +21,6 @@ from clip2clinic.reports.negation import (
     omit_observation,
     single_positive_corpus,
 )
-from clip2clinic.reports.negation.scoring import iu_texts, score_hard_negatives
 from clip2clinic.reports.sentences import split_sentences
 
 ABNORMAL = [

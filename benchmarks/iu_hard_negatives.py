@@ -1,5 +1,8 @@
 """Checking hard negatives with the labeler: does ``negated`` differ from the report at
-exactly the chosen observation, and does ``omitted`` no longer mention it?"""
+exactly the chosen observation, and does ``omitted`` no longer mention it?
+
+Used by benchmarks/score_negation_iu.py and the tests; not part of the library.
+"""
 
 from __future__ import annotations
 

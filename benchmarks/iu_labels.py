@@ -5,6 +5,9 @@ Consolidation, Edema by name; Pleural Effusion - Effusion; Lung Lesion - Mass or
 Pleural Other - Pleural_Thickening; No Finding - normal. A prediction is positive when its value
 is 1. Lung Opacity - Infiltration is scored apart (Lung Opacity is the broader class). Report
 text = findings + " " + impression.
+
+Used by benchmarks/score_labeler_iu.py, benchmarks/bench_graph.py and the tests; not part of
+the library.
 """
 
 from __future__ import annotations
