@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from clip2clinic.data.phantom import generate_phantom
+from clip2clinic.phantom import generate_phantom
 
 
 def main() -> None:

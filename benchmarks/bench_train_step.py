@@ -26,8 +26,8 @@ from pathlib import Path
 
 import torch
 
-from clip2clinic.data.phantom import generate_phantom
 from clip2clinic.data.prepare import PrepareOptions, prepare
+from clip2clinic.phantom import generate_phantom
 from clip2clinic.training.config import load_config, named_config
 from clip2clinic.training.trainer import Trainer, variant_loss
 

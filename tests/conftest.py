@@ -30,8 +30,8 @@ def bad_inputs(shared_data: Path) -> Path:
 def tiny_prepared_phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A prepared 40-study phantom (64 px images, MiniLM token ids and features, graphs):
     the manifest path. Built once per session for the training tests."""
-    from clip2clinic.data.phantom import generate_phantom
     from clip2clinic.data.prepare import PrepareOptions, prepare
+    from clip2clinic.phantom import generate_phantom
 
     root = tmp_path_factory.mktemp("tiny_phantom")
     generate_phantom(root / "phantom", studies=40, image_size=64, seed=5)

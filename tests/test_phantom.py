@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from clip2clinic.cli import main
-from clip2clinic.data.phantom import CONFIG_FILE, TRUTH_FILE, generate, generate_phantom
 from clip2clinic.io import InputError, read_table
 from clip2clinic.observations import CHEXPERT_CLASSES
+from clip2clinic.phantom import CONFIG_FILE, TRUTH_FILE, generate, generate_phantom
 
 SIZE = 64
 

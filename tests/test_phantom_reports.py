@@ -8,15 +8,15 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from clip2clinic.data.phantom.reports import (
+from clip2clinic.observations import FINDINGS
+from clip2clinic.phantom.reports import (
     EXTRA_NORMAL_IMPRESSION,
     aggregate,
     check_labels,
     finding_statement,
     write_report,
 )
-from clip2clinic.data.phantom.truth import Finding, sample_corpus
-from clip2clinic.observations import FINDINGS
+from clip2clinic.phantom.truth import Finding, sample_corpus
 from clip2clinic.reports.sentences import split_sentences
 
 # Words by which a reader recognises each observation in a sentence.
@@ -122,7 +122,7 @@ def test_uncertain_truth_is_hedged():
 
 
 def test_aggregation_follows_chexpert_rules():
-    from clip2clinic.data.phantom.reports import Statement
+    from clip2clinic.phantom.reports import Statement
 
     labels = aggregate([
         Statement("Possible effusion.", (("Pleural Effusion", -1),)),

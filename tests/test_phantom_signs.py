@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from clip2clinic.data.phantom.anatomy import RibBreak, _ribs, sample_frontal, sample_habitus
-from clip2clinic.data.phantom.canvas import blur
-from clip2clinic.data.phantom.findings import fracture_box
-from clip2clinic.data.phantom.render import render_view
-from clip2clinic.data.phantom.truth import Finding
+from clip2clinic.phantom.anatomy import RibBreak, _ribs, sample_frontal, sample_habitus
+from clip2clinic.phantom.canvas import blur
+from clip2clinic.phantom.findings import fracture_box
+from clip2clinic.phantom.render import render_view
+from clip2clinic.phantom.truth import Finding
 
 SIZE = 128
 SEEDS = range(12)

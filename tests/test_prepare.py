@@ -13,10 +13,10 @@ from safetensors.torch import load_file
 
 from clip2clinic.cli import main
 from clip2clinic.data.manifest import SCHEMA, label_matrix, read_manifest
-from clip2clinic.data.phantom import generate_phantom
 from clip2clinic.data.prepare import PrepareOptions, cache_dir_for, prepare
 from clip2clinic.io import InputError
 from clip2clinic.observations import CHEXPERT_CLASSES
+from clip2clinic.phantom import generate_phantom
 from clip2clinic.reports.labeler import RuleLabeler
 
 

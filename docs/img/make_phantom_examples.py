@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from clip2clinic.data.phantom.anatomy import sample_habitus
-from clip2clinic.data.phantom.render import render_view
-from clip2clinic.data.phantom.truth import Finding
+from clip2clinic.phantom.anatomy import sample_habitus
+from clip2clinic.phantom.render import render_view
+from clip2clinic.phantom.truth import Finding
 
 F = Finding
 EXAMPLES = [

@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "make negation-based hard negatives of reports"),
     "clean": ("clip2clinic.reports.clean_command",
               "extract findings + impression and clean reports for training"),
-    "phantom": ("clip2clinic.data.phantom_command",
+    "phantom": ("clip2clinic.phantom.phantom_command",
                 "write a synthetic chest X-ray corpus in the MIMIC-CXR-JPG layout"),
     "train": ("clip2clinic.training.train_command",
               "train a CLIP model (any ablation variant) on a prepared manifest"),

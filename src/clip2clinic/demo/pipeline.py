@@ -92,7 +92,7 @@ def run_demo(out: str | os.PathLike, variants: Sequence[str] | None = None, quic
     """Run the demo into ``out`` (``phantom/``, ``prepared/``, ``runs/VARIANT-seedS/``,
     ``results_summary.csv``); returns the summary CSV. ``size`` overrides the preset sizes
     (tests use a tiny one)."""
-    from clip2clinic.data.phantom import generate_phantom
+    from clip2clinic.phantom import generate_phantom
     from clip2clinic.training.trainer import train_variant
 
     size = size or (QUICK if quick else FULL)

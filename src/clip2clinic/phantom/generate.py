@@ -25,13 +25,13 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 from tqdm import tqdm
 
-from clip2clinic.data.phantom import layout
-from clip2clinic.data.phantom.anatomy import sample_habitus
-from clip2clinic.data.phantom.render import render_view
-from clip2clinic.data.phantom.reports import check_labels, write_report
-from clip2clinic.data.phantom.truth import Study, sample_corpus
 from clip2clinic.io import InputError, write_text_atomic
 from clip2clinic.observations import CHEXPERT_CLASSES
+from clip2clinic.phantom import layout
+from clip2clinic.phantom.anatomy import sample_habitus
+from clip2clinic.phantom.render import render_view
+from clip2clinic.phantom.reports import check_labels, write_report
+from clip2clinic.phantom.truth import Study, sample_corpus
 
 log = logging.getLogger(__name__)
 

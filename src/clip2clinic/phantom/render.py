@@ -6,12 +6,12 @@ from functools import lru_cache
 
 import numpy as np
 
-from clip2clinic.data.phantom.anatomy import Habitus, draw_frontal, sample_frontal
-from clip2clinic.data.phantom.canvas import blur, soften
-from clip2clinic.data.phantom.devices import draw_devices
-from clip2clinic.data.phantom.findings import draw_findings, frontal_changes, rib_breaks
-from clip2clinic.data.phantom.lateral import draw_lateral
-from clip2clinic.data.phantom.truth import Finding
+from clip2clinic.phantom.anatomy import Habitus, draw_frontal, sample_frontal
+from clip2clinic.phantom.canvas import blur, soften
+from clip2clinic.phantom.devices import draw_devices
+from clip2clinic.phantom.findings import draw_findings, frontal_changes, rib_breaks
+from clip2clinic.phantom.lateral import draw_lateral
+from clip2clinic.phantom.truth import Finding
 
 MARKINGS = 0.22  # contrast of the lung vessels
 _LEVELS = 4095  # quantisation before the gamma look-up table

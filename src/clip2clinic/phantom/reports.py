@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clip2clinic.data.phantom.truth import ZONE, Finding, Study
 from clip2clinic.observations import CHEXPERT_CLASSES, FINDINGS
+from clip2clinic.phantom.truth import ZONE, Finding, Study
 
 Labels = dict[str, int]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clip2clinic.data.phantom.canvas import (
+from clip2clinic.phantom.canvas import (
     axes,
     blob,
     blur,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from clip2clinic.data.phantom.anatomy import (
+from clip2clinic.phantom.anatomy import (
     LEFT,
     RIGHT,
     SIDE_INDEX,
@@ -23,8 +23,8 @@ from clip2clinic.data.phantom.anatomy import (
     RibBreak,
     lung_mask,
 )
-from clip2clinic.data.phantom.canvas import blob, grid, ramp, smooth_noise, stroke
-from clip2clinic.data.phantom.truth import ZONE, Finding
+from clip2clinic.phantom.canvas import blob, grid, ramp, smooth_noise, stroke
+from clip2clinic.phantom.truth import ZONE, Finding
 
 Box = list[float]
 

@@ -5,6 +5,6 @@ truth, reports in MIMIC's free-text style that describe the same truth, MIMIC's 
 and CheXpert tables, and ``phantom_truth.jsonl`` with the truth itself. See docs/phantom.md.
 """
 
-from clip2clinic.data.phantom.generate import CONFIG_FILE, TRUTH_FILE, generate_phantom
+from clip2clinic.phantom.generate import CONFIG_FILE, TRUTH_FILE, generate_phantom
 
 __all__ = ["CONFIG_FILE", "TRUTH_FILE", "generate_phantom"]

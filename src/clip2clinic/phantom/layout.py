@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from clip2clinic.data.phantom.truth import Study
 from clip2clinic.io import atomic_path
 from clip2clinic.observations import CHEXPERT_CLASSES
+from clip2clinic.phantom.truth import Study
 
 METADATA_FILE = "mimic-cxr-2.0.0-metadata.csv.gz"
 SPLIT_FILE = "mimic-cxr-2.0.0-split.csv.gz"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from clip2clinic.data.phantom.anatomy import LEFT, RIGHT, SIGN, Canvas, Frontal
-from clip2clinic.data.phantom.canvas import blob, cubic_curve, quadratic_curve, stroke
-from clip2clinic.data.phantom.truth import Finding
+from clip2clinic.phantom.anatomy import LEFT, RIGHT, SIGN, Canvas, Frontal
+from clip2clinic.phantom.canvas import blob, cubic_curve, quadratic_curve, stroke
+from clip2clinic.phantom.truth import Finding
 
 
 def _et_tube(fr: Frontal, rng: np.random.Generator, f: Finding) -> list[np.ndarray]:

@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clip2clinic.data.phantom import generate_phantom
+    from clip2clinic.phantom import generate_phantom
 
     summary = generate_phantom(
         args.out, studies=args.studies, image_size=args.image_size, seed=args.seed,

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from clip2clinic.data.phantom.anatomy import Habitus
-from clip2clinic.data.phantom.canvas import (
+from clip2clinic.phantom.anatomy import Habitus
+from clip2clinic.phantom.canvas import (
     axes,
     blob,
     blur,
@@ -22,8 +22,8 @@ from clip2clinic.data.phantom.canvas import (
     smooth_noise,
     stroke,
 )
-from clip2clinic.data.phantom.findings import strength, visible
-from clip2clinic.data.phantom.truth import ZONE, Finding
+from clip2clinic.phantom.findings import strength, visible
+from clip2clinic.phantom.truth import ZONE, Finding
 
 _LOBE_SPOT = {"upper": (0.56, 0.3), "mid": (0.36, 0.52), "lower": (0.66, 0.62)}
 
