@@ -11,7 +11,7 @@ import pytest
 from clip2clinic.cli import main
 from clip2clinic.io import InputError
 from clip2clinic.sweep.grid import Setting, parse_grid, split_values
-from clip2clinic.sweep.sweep import METRICS, SCORES_NAME, run_sweep
+from clip2clinic.sweep.sweep import METRICS, run_sweep, scores_path
 
 #: The tiny model of tests/test_demo.py, as overrides.
 TINY = (
@@ -78,7 +78,7 @@ def test_a_tiny_sweep_trains_scores_on_validation_and_resumes(tiny_prepared_phan
         run = tmp_path / "runs" / name
         record = json.loads((run / "evaluation_validate" / "metrics.json").read_text())
         assert record["split"] == "validate"
-        assert json.loads((run / SCORES_NAME).read_text())["cxr_align_a"] is not None
+        assert json.loads(scores_path(run).read_text())["cxr_align_a"] is not None
     config = (tmp_path / "runs" / "clinical_encoding-onehot-seed0" / "config.yaml").read_text()
     assert "clinical_encoding: onehot" in config
 

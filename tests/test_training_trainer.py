@@ -16,8 +16,9 @@ from training_fixtures import TINY_BERT, tiny_config, tiny_config_file
 from clip2clinic.cli import main
 from clip2clinic.io import InputError
 from clip2clinic.model import ClinicCLIP
+from clip2clinic.run_dir import RunDir
 from clip2clinic.training import trainer as trainer_module
-from clip2clinic.training.checkpoint import STATE_DIR, step_checkpoints
+from clip2clinic.training.checkpoint import STATE_DIR
 from clip2clinic.training.config import with_overrides
 from clip2clinic.training.trainer import Trainer, TrainingDiverged, load_run_config, train
 
@@ -109,7 +110,7 @@ def test_an_interrupted_run_resumes_to_bit_identical_weights(tiny_prepared_phant
 
     stopped = tiny_config(tmp_path / "b", tiny_prepared_phantom, "n_g_dtcg", *options)
     assert_same_weights(resumed_weights(stopped, ["train.stop_after_steps=5"]), expected)
-    assert [step for step, _ in step_checkpoints(tmp_path / "b" / "run" / "checkpoints")] == [
+    assert [step for step, _ in RunDir(tmp_path / "b" / "run").step_checkpoints()] == [
         2, 3, 4, 5, 6]  # fmt: skip
     assert [int(r["step"]) for r in csv.DictReader((tmp_path / "b/run/logs/metrics.csv").open())
             ] == [1, 2, 3, 4, 5, 6]  # fmt: skip
@@ -151,7 +152,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
     assert "non-finite image embeddings" in message and "i2t = nan" in message
     assert "step-000002" in message
     checkpoints = tmp_path / "run" / "checkpoints"
-    assert [step for step, _ in step_checkpoints(checkpoints)] == [2]
+    assert [step for step, _ in RunDir(tmp_path / "run").step_checkpoints()] == [2]
     assert not (checkpoints / "final").exists()
     kept = weights(checkpoints / "step-000002")
     assert all(torch.isfinite(tensor).all() for tensor in kept.values())

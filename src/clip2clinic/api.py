@@ -28,7 +28,7 @@ from clip2clinic.data.transforms import EvalTransform, Normalization
 from clip2clinic.io import InputError
 from clip2clinic.model import CONFIG_NAME, WEIGHTS_NAME, ClinicCLIP, FrozenTextEncoder
 from clip2clinic.model.towers import load_tokenizer
-from clip2clinic.training.checkpoint import step_checkpoints
+from clip2clinic.run_dir import RunDir, is_checkpoint
 
 #: One image: a file path (JPEG, PNG, DICOM, ...), a PIL image, or a numpy array (2-D grey of
 #: any dtype, or H x W x 3/4 uint8 colour).
@@ -38,8 +38,6 @@ Images = Sequence[ImageInput] | np.ndarray
 #: Texts, or their precomputed embeddings as one 2-D float array (N, embed_dim).
 Texts = Sequence[str] | np.ndarray
 
-#: The folder name of a run's last checkpoint (written by clip2clinic.training.trainer).
-FINAL_CHECKPOINT = "final"
 #: Weight files that need pickle to load; recognised only to say why they are refused.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 #: The default zero-shot prompts: the finding named, against its negation.
@@ -56,11 +54,11 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such checkpoint folder or run directory")
-    candidates = [path, path / "checkpoints" / FINAL_CHECKPOINT]
-    candidates += [folder for _, folder in reversed(step_checkpoints(path / "checkpoints"))]
-    for folder in candidates:
-        if (folder / WEIGHTS_NAME).is_file() and (folder / CONFIG_NAME).is_file():
-            return folder
+    if is_checkpoint(path):
+        return path
+    newest = RunDir(path).newest_checkpoint()
+    if newest is not None:
+        return newest
     pickles = sorted(p.name for p in path.glob("*") if p.suffix in PICKLE_SUFFIXES)
     if pickles:
         raise InputError(
@@ -69,7 +67,7 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
         )
     raise InputError(
         f"{path}: not a checkpoint folder ({WEIGHTS_NAME} + {CONFIG_NAME}) nor a run directory "
-        f"with checkpoints/{FINAL_CHECKPOINT} or checkpoints/step-*"
+        f"with {RunDir(path).final.relative_to(path)} or checkpoints/step-*"
     )
 
 

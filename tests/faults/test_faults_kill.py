@@ -22,7 +22,7 @@ from training_fixtures import tiny_config_file
 
 from clip2clinic.data.manifest import read_manifest
 from clip2clinic.data.prepare import cache_dir_for
-from clip2clinic.training.checkpoint import step_checkpoints, step_dir_name
+from clip2clinic.run_dir import RunDir
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -126,9 +126,9 @@ def test_train_killed_and_rerun_gives_the_same_weights(tiny_prepared_phantom, tm
                            "--set", "model.text.head.dropout=0.3")
 
     took = timed(command(tmp_path / "reference"), tmp_path)
-    steps = [step for step, _ in step_checkpoints(tmp_path / "reference" / "checkpoints")]
+    steps = [step for step, _ in RunDir(tmp_path / "reference").step_checkpoints()]
     checkpoints = tmp_path / "run" / "checkpoints"
-    kill_after = checkpoints / step_dir_name(RANDOM.choice(steps[:-2]))
+    kill_after = RunDir(tmp_path / "run").step(RANDOM.choice(steps[:-2]))
     killed_then_rerun(command(tmp_path / "run"), took, tmp_path, ready=kill_after.is_dir,
                       finished=(checkpoints / "final").is_dir)  # a finished run is not redone
     final = load_file(tmp_path / "run" / "checkpoints" / "final" / "model.safetensors")

@@ -18,7 +18,7 @@ from clip2clinic.data.manifest import read_manifest
 from clip2clinic.data.prepare import cache_dir_for
 from clip2clinic.data.transforms import GREY
 from clip2clinic.io import InputError
-from clip2clinic.training.checkpoint import step_checkpoints
+from clip2clinic.run_dir import RunDir
 from clip2clinic.training.config import with_overrides
 from clip2clinic.training.data import Collate, ManifestDataset, open_text_cache
 from clip2clinic.training.trainer import resolve_run, train
@@ -83,7 +83,7 @@ def test_bad_checkpoints_are_refused_and_resume_falls_back(tiny_prepared_phantom
     config = tiny_config(tmp_path, tiny_prepared_phantom, "baseline",
                          "train.checkpoint_every=1", "train.stop_after_steps=3")
     train(config)
-    folders = dict(step_checkpoints(tmp_path / "run" / "checkpoints"))
+    folders = dict(RunDir(tmp_path / "run").step_checkpoints())
     name = poison(folders[3])
     (folders[2] / "model.safetensors").write_bytes(b"not safetensors")
 

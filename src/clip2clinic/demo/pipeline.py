@@ -20,14 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clip2clinic.io import InputError
+from clip2clinic.run_dir import RunDir
 
 #: Every bundled variant (clip2clinic/configs/variants), in the order of the reproduction's table.
 ALL_VARIANTS: tuple[str, ...] = (
     "baseline", "dt", "dt_c", "n", "n_dt_c", "g", "g_dtcg", "n_g_dtcg", "softclip",
 )  # fmt: skip
 
-METRICS_FILE = "metrics.json"
-EVALUATION_DIR = "evaluation"
 SUMMARY_NAME = "results_summary.csv"
 
 
@@ -127,7 +126,7 @@ def run_demo(out: str | os.PathLike, variants: Sequence[str] | None = None, quic
         say(f"[3/5] train {number}/{len(runs)}: {variant} (seed {seed})  [{elapsed()}]", progress)
         train_variant(manifest, run_dir, variant, seed, overrides, progress)
     for number, (variant, seed, run_dir) in enumerate(runs, 1):
-        if (run_dir / EVALUATION_DIR / METRICS_FILE).is_file():
+        if RunDir(run_dir).evaluation.done:
             continue
         say(f"[4/5] evaluate {number}/{len(runs)}: {variant} (seed {seed})  [{elapsed()}]",
             progress)

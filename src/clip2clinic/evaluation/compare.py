@@ -39,10 +39,11 @@ from clip2clinic.evaluation.paired import (
     seed_interval,
 )
 from clip2clinic.evaluation.results import N_BOOTSTRAP, metric_key
-from clip2clinic.evaluation.summary import check_fingerprints, load_metrics, metrics_path
+from clip2clinic.evaluation.summary import check_fingerprints, load_metrics
 from clip2clinic.evaluation.tasks import ID_COLUMNS
 from clip2clinic.io import InputError
 from clip2clinic.observations import slug
+from clip2clinic.run_dir import EvaluationDir
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class Run:
 
     @classmethod
     def load(cls, run: str | os.PathLike) -> Run:
-        return cls(str(run), load_metrics(run), metrics_path(run).parent)
+        return cls(str(run), load_metrics(run), EvaluationDir.of(run).path)
 
     @property
     def variant(self) -> str:
@@ -264,8 +265,8 @@ def compare_runs(runs: Sequence[str | os.PathLike], baseline: str | os.PathLike 
     loaded = [Run.load(r) for r in runs]
     base = loaded[0]
     if baseline is not None:
-        where = metrics_path(baseline).resolve()
-        base = next((r for r in loaded if metrics_path(r.path).resolve() == where), None) \
+        where = EvaluationDir.of(baseline).path.resolve()
+        base = next((r for r in loaded if r.folder.resolve() == where), None) \
             or Run.load(baseline)
         if all(r is not base for r in loaded):
             loaded.insert(0, base)

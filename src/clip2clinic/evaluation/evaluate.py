@@ -40,16 +40,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
-from clip2clinic.api import FINAL_CHECKPOINT, Clip2Clinic, resolve_checkpoint
+from clip2clinic.api import Clip2Clinic, resolve_checkpoint
 from clip2clinic.evaluation import (
     adversarial,
     cxr_align,
     normal_detection,
     probes,
     retrieval,
-    summary,
     zeroshot,
 )
 from clip2clinic.evaluation.results import (
@@ -70,6 +68,7 @@ from clip2clinic.evaluation.sources import (
 )
 from clip2clinic.evaluation.tasks import Scored, Task
 from clip2clinic.io import InputError, atomic_path, write_csv_atomic, write_text_atomic
+from clip2clinic.run_dir import EvaluationDir, RunDir
 
 __all__ = ["REGISTRY", "TASKS", "DataSources", "Options", "evaluate", "parse_data",
            "parse_tasks", "run_identity"]  # fmt: skip
@@ -81,8 +80,6 @@ REGISTRY: tuple[Task, ...] = (
     cxr_align.TASK, retrieval.TASK, adversarial.TASK, normal_detection.TASK, zeroshot.TASK,
     zeroshot.CHEXPERT5X200_TASK, probes.TASK,
 )  # fmt: skip
-#: A task's per-case results beside its CSV: ``<task>_<dataset>_cases.parquet``.
-CASES_SUFFIX = "_cases.parquet"
 #: Every task's name, in the order they run.
 TASKS: tuple[str, ...] = tuple(task.name for task in REGISTRY)
 
@@ -192,23 +189,15 @@ def run_identity(checkpoint: Path, allow_partial: bool = False) -> dict[str, Any
     A run dir without a final checkpoint (training did not finish) raises InputError unless
     ``allow_partial``, which scores its newest step checkpoint with a warning."""
     folder = resolve_checkpoint(checkpoint)
-    if (checkpoint / "checkpoints").is_dir() and folder.name != FINAL_CHECKPOINT:
+    given = RunDir(checkpoint)
+    if given.is_run() and folder != given.final:
         if not allow_partial:
             raise InputError(f"{checkpoint}: the run has no final checkpoint (training did not "
                              f"finish; the newest is {folder.name}); finish it, or pass "
                              "--allow-partial to score that step")
         log.warning("%s: no final checkpoint; scoring %s (--allow-partial)", checkpoint, folder)
-    run = checkpoint if (checkpoint / "checkpoints").is_dir() else folder.parent.parent
-    config: dict[str, Any] = {}
-    if (run / "config.yaml").is_file():
-        config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
-    return {
-        "run": str(run),
-        "checkpoint": str(folder),
-        "variant": config.get("variant") or run.name,
-        "seed": (config.get("train") or {}).get("seed", config.get("seed")),
-        "image_size": (config.get("data") or {}).get("image_size"),
-    }
+    run = given if given.is_run() else RunDir.containing(folder) or RunDir(folder)
+    return {**run.identity(), "checkpoint": str(folder)}
 
 
 def evaluate(
@@ -233,26 +222,27 @@ def evaluate(
     options = options or Options()
     checkpoint = Path(checkpoint)
     identity = run_identity(checkpoint, allow_partial)
-    out = Path(out) if out is not None else Path(identity["run"]) / summary.EVALUATION_DIR
-    out.mkdir(parents=True, exist_ok=True)
+    target = EvaluationDir(Path(out)) if out is not None else RunDir(identity["run"]).evaluation
+    target.path.mkdir(parents=True, exist_ok=True)
     model = Clip2Clinic.from_pretrained(identity["checkpoint"], device=device,
                                         image_size=identity.pop("image_size"))
-    cache = Path(cache_dir) if cache_dir is not None else out / "embeddings"
-    evaluation = Evaluation(model, data, out, options, progress, cache)
+    cache = Path(cache_dir) if cache_dir is not None else target.embeddings
+    evaluation = Evaluation(model, data, target.path, options, progress, cache)
     selected = [task for task in REGISTRY if task.name in tasks]
     for name, manifest in data.manifests.items():
         evaluation.run_manifest(name, manifest, selected)
     for name, root in data.datasets.items():
         evaluation.run_dataset(name, root, selected)
-    record = write_outputs(evaluation, identity, out, model.fingerprint)
+    record = write_outputs(evaluation, identity, target, model.fingerprint)
     if evaluation.failures:
         failed = "; ".join(f"{k}: {v}" for k, v in evaluation.failures.items())
         raise EvaluationIncomplete(f"{len(evaluation.failures)} task(s) failed ({failed}); the "
-                                   f"other results are in {out}", record)
+                                   f"other results are in {target.path}", record)
     return record
 
 
-def write_outputs(evaluation: Evaluation, identity: dict, out: Path, fingerprint: str) -> dict:
+def write_outputs(evaluation: Evaluation, identity: dict, out: EvaluationDir,
+                  fingerprint: str) -> dict:
     """Write each outcome's CSV and per-case Parquet, the ROC points and metrics.json; return
     the record."""
     record: dict[str, Any] = {**identity, "fingerprint": fingerprint,
@@ -261,24 +251,24 @@ def write_outputs(evaluation: Evaluation, identity: dict, out: Path, fingerprint
         record["failed"] = dict(evaluation.failures)
     for outcome in evaluation.outcomes:
         name = f"{outcome.task}_{outcome.dataset}"
-        write_csv_atomic(outcome.result.table, out / f"{name}.csv")
+        write_csv_atomic(outcome.result.table, out.path / out.task_csv(name))
         record["tasks"][name] = {
-            "csv": f"{name}.csv", "dataset": dataset_key(outcome.dataset),
+            "csv": out.task_csv(name), "dataset": dataset_key(outcome.dataset),
             "seconds": round(outcome.seconds, 2),
             "metrics": sorted(metric_key(m, outcome.dataset) for m in outcome.result.metrics),
         }  # fmt: skip
         if outcome.result.cases is not None:
-            with atomic_path(out / f"{name}{CASES_SUFFIX}") as tmp:
+            with atomic_path(out.path / out.cases_file(name)) as tmp:
                 outcome.result.cases.to_parquet(tmp, index=False)
-            record["tasks"][name]["cases"] = f"{name}{CASES_SUFFIX}"
+            record["tasks"][name]["cases"] = out.cases_file(name)
     curves = [o.curves for o in evaluation.outcomes if o.curves is not None]
     if curves:
-        write_csv_atomic(pd.concat(curves, ignore_index=True), out / summary.ROC_FILE)
+        write_csv_atomic(pd.concat(curves, ignore_index=True), out.roc_file)
     record["metrics"] = {k: v.to_dict() for k, v in evaluation.metrics().items()}
     strict = {k: {f: None if _is_nan(x) else x for f, x in m.items()}
               for k, m in record["metrics"].items()}  # fmt: skip
     text = json.dumps({**record, "metrics": strict}, indent=1)
-    write_text_atomic(text, out / summary.METRICS_FILE)
+    write_text_atomic(text, out.metrics_file)
     return record
 
 

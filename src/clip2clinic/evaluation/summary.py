@@ -29,10 +29,7 @@ import pandas as pd
 
 from clip2clinic.evaluation.results import split_key
 from clip2clinic.io import InputError, atomic_path, write_csv_atomic, write_text_atomic
-
-METRICS_FILE = "metrics.json"
-ROC_FILE = "roc.csv"
-EVALUATION_DIR = "evaluation"
+from clip2clinic.run_dir import EvaluationDir
 
 #: Metrics shown first, in this order (contract 3 of DESIGN.md), then the rest by name.
 HEADLINE = (
@@ -65,15 +62,9 @@ VARIANT_ORDER = (
 )  # fmt: skip
 
 
-def metrics_path(run: str | os.PathLike) -> Path:
-    """``RUN/evaluation/metrics.json``, or ``run`` itself when it names a metrics file."""
-    path = Path(run)
-    return path if path.suffix == ".json" else path / EVALUATION_DIR / METRICS_FILE
-
-
 def load_metrics(run: str | os.PathLike) -> dict:
     """The metrics.json of an evaluated run; a clear error when it is absent or malformed."""
-    path = metrics_path(run)
+    path = EvaluationDir.of(run).metrics_file
     if not path.is_file():
         raise InputError(f"{path}: not found; run `clip2clinic evaluate --checkpoint {run}` first")
     try:
@@ -257,7 +248,7 @@ def load_curves(runs: Sequence[str | os.PathLike], records: Sequence[dict]) -> p
     """The ROC points of every run that has them, with a ``variant`` column."""
     frames = []
     for run, record in zip(runs, records, strict=True):
-        path = metrics_path(run).with_name(ROC_FILE)
+        path = EvaluationDir.of(run).roc_file
         if path.is_file():
             frames.append(pd.read_csv(path).assign(variant=record["variant"]))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from clip2clinic.io import InputError, atomic_path, write_csv_atomic, write_text_atomic
+from clip2clinic.run_dir import RunDir
 from clip2clinic.sweep.grid import Setting
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,12 @@ METRICS: dict[str, str] = {
 #: The default selection score: the mean of these metrics, averaged over seeds.
 SELECTION: tuple[str, ...] = ("cxr_align_a", "cxr_align_b", "zeroshot_mean_auc")
 SCORES_NAME = "scores_validate.json"
+
+
+def scores_path(run: Path) -> Path:
+    """The cached validation scores of the sweep's run ``run``, beside (not inside) its
+    folder: ``<run>.scores_validate.json``."""
+    return run.with_name(f"{run.name}.{SCORES_NAME}")
 
 
 class ValidationScorer:
@@ -56,14 +63,14 @@ class ValidationScorer:
         from clip2clinic.evaluation.evaluate import evaluate
         from clip2clinic.training.trainer import train_variant
 
-        path = run / SCORES_NAME
+        path = scores_path(run)
         if path.is_file():
             return json.loads(path.read_text(encoding="utf-8"))
         started = time.perf_counter()
         train_variant(self.manifest, run, variant, seed, overrides, progress=self.progress,
                       preset=self.preset)
         trained = time.perf_counter() - started
-        record = evaluate(run, self.data, TASKS, out=run / "evaluation_validate",
+        record = evaluate(run, self.data, TASKS, out=RunDir(run).evaluation_of("validate").path,
                           options=self.options, progress=self.progress,
                           cache_dir=self.embeddings)  # fmt: skip
         metrics = record["metrics"]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,35 +32,19 @@ from safetensors.torch import load_file, save_file
 
 from clip2clinic.io import InputError, sync_tree, write_text_atomic
 from clip2clinic.model.clip_model import WEIGHTS_NAME
+from clip2clinic.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 
 STATE_DIR = "training_state"
 STATE_JSON = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
-_STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
-def step_dir_name(step: int) -> str:
-    return f"step-{step:06d}"
-
-
-def step_checkpoints(checkpoints: Path) -> list[tuple[int, Path]]:
-    """Complete step checkpoints under ``checkpoints``, oldest first."""
-    if not checkpoints.is_dir():
-        return []
-    found = []
-    for path in checkpoints.iterdir():
-        match = _STEP_DIR.match(path.name)
-        if match and path.is_dir():
-            found.append((int(match.group(1)), path))
-    return sorted(found)
-
-
-def latest_resumable(checkpoints: Path) -> Path | None:
-    """The newest step checkpoint with a training state whose files load and whose weights are
-    finite, or None; each newer one passed over is named in a warning saying why."""
-    for _, path in reversed(step_checkpoints(checkpoints)):
+def latest_resumable(run: RunDir) -> Path | None:
+    """The newest step checkpoint of ``run`` with a training state whose files load and whose
+    weights are finite, or None; each newer one passed over is named in a warning saying why."""
+    for _, path in reversed(run.step_checkpoints()):
         if not (path / STATE_DIR / STATE_JSON).is_file():
             continue
         try:
@@ -109,14 +92,6 @@ def swap_into_place(tmp: Path, target: Path) -> None:
         target.rename(old)
     tmp.rename(target)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def prune(checkpoints: Path, keep_last: int | None) -> None:
-    """Delete all but the newest ``keep_last`` step checkpoints (None keeps all)."""
-    if keep_last is None:
-        return
-    for _, path in step_checkpoints(checkpoints)[:-keep_last]:
-        shutil.rmtree(path)
 
 
 # --- optimizer -------------------------------------------------------------------------------

@@ -1,13 +1,8 @@
 """The training loop: Accelerate, AdamW with two learning rates, cosine schedule with warm-up,
 checkpoints with exact resume, and a hard stop on a non-finite loss.
 
-Run directory (``config.out``)::
-
-    config.yaml                  the resolved config
-    logs/metrics.csv             step, epoch, loss, lr, lr_heads, images_per_s
-    logs/tensorboard/            the same as TensorBoard scalars
-    checkpoints/step-000500/     model.safetensors + config.json (+ training_state/)
-    checkpoints/final/           model.safetensors + config.json, written when training ends
+The run directory (``config.out``) is laid out by :class:`clip2clinic.run_dir.RunDir`: the
+resolved config, logs, step checkpoints with their training state, and the final checkpoint.
 
 Data parallelism: ``data.batch_size`` is the global batch. Each process takes an equal
 contiguous share (see :class:`clip2clinic.training.data.EpochBatchSampler`) and the loss
@@ -41,7 +36,8 @@ from clip2clinic.losses import (
     clinic_loss_terms,
     softclip_loss_distributed,
 )
-from clip2clinic.model import WEIGHTS_NAME, ClinicCLIP
+from clip2clinic.model import ClinicCLIP
+from clip2clinic.run_dir import RunDir
 from clip2clinic.training import checkpoint as ckpt
 from clip2clinic.training.config import (
     RESUMABLE_CHANGES,
@@ -49,7 +45,6 @@ from clip2clinic.training.config import (
     changed_keys,
     load_config,
     named_config,
-    read_yaml,
 )
 from clip2clinic.training.data import (
     Collate,
@@ -65,8 +60,6 @@ from clip2clinic.training.run_log import RunLog
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.yaml"
-FINAL = "final"
 #: Default share of a split's rows that may be dropped in an epoch for unreadable cached
 #: images before training stops with an error.
 MAX_UNREADABLE = 0.01
@@ -224,35 +217,33 @@ def resolve_run(config: TrainConfig) -> Path | None:
     """
     if not config.out:
         raise InputError("out: no run directory given (--out RUN or out: in the config)")
-    run = Path(config.out)
-    if (run / "checkpoints" / FINAL / WEIGHTS_NAME).is_file():
-        raise InputError(f"{run}: this run already finished (checkpoints/{FINAL}); "
+    run = RunDir(config.out)
+    if run.finished:
+        raise InputError(f"{run.path}: this run already finished ({run.final}); "
                          "choose a new --out")
-    resume_from = ckpt.latest_resumable(run / "checkpoints")
+    resume_from = ckpt.latest_resumable(run)
     if resume_from is None:
         return None
     _refuse_changed_config(run, config)
     return resume_from
 
 
-def _refuse_changed_config(run: Path, config: TrainConfig) -> None:
+def _refuse_changed_config(run: RunDir, config: TrainConfig) -> None:
     """Raise InputError when ``run``'s saved config differs from ``config`` in more than
     :data:`RESUMABLE_CHANGES`, naming the keys."""
     saved = load_run_config(run)
     changed = [key for key in changed_keys(saved.to_dict(), config.to_dict())
                if key not in RESUMABLE_CHANGES]
     if changed:
-        raise InputError(f"{run}: holds a run with a different config ({', '.join(changed)} "
+        raise InputError(f"{run.path}: holds a run with a different config ({', '.join(changed)} "
                          "differ); resume it unchanged or choose a new --out")
 
 
-def load_run_config(run: str | Path) -> TrainConfig:
+def load_run_config(run: str | Path | RunDir) -> TrainConfig:
     """The resolved config saved in run directory ``run``."""
-    path = Path(run) / CONFIG_FILE
-    if not path.is_file():
-        raise InputError(f"{run}: no {CONFIG_FILE}; not a clip2clinic run directory")
-    config = TrainConfig.from_dict(read_yaml(path))
-    config.out = str(run)
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    config = TrainConfig.from_dict(run.read_config())
+    config.out = str(run.path)
     return config
 
 
@@ -273,8 +264,7 @@ class Trainer:
         resume_from = resolve_run(config)
         self.config, self.on_step = config, on_step
         self.max_unreadable = max_unreadable
-        self.run = Path(config.out)
-        self.checkpoints = self.run / "checkpoints"
+        self.run = RunDir(config.out)
         self.accelerator = Accelerator(mixed_precision=config.train.mixed_precision,
                                        cpu=_multi_cpu())
         set_seed(config.train.seed, device_specific=True)
@@ -354,9 +344,9 @@ class Trainer:
         config, accelerator = self.config, self.accelerator
         main = accelerator.is_main_process
         if main:
-            self.run.mkdir(parents=True, exist_ok=True)
-            config.save(self.run / CONFIG_FILE)
-        run_log = RunLog(self.run / "logs", self.step) if main else None
+            self.run.path.mkdir(parents=True, exist_ok=True)
+            config.save(self.run.config_file)
+        run_log = RunLog(self.run.logs, self.step) if main else None
         progress = tqdm(total=self.total_steps, initial=self.step, unit="step",
                         disable=not (main and config.train.progress), dynamic_ncols=True)
         try:
@@ -367,7 +357,7 @@ class Trainer:
                 run_log.close()
         if stopped:
             return TrainResult(self.step, self.last_checkpoint, finished=False)
-        final = self._save(self.checkpoints / FINAL, with_state=False)
+        final = self._save(self.run.final, with_state=False)
         return TrainResult(self.step, final, finished=True)
 
     def _epochs(self, run_log: RunLog | None, progress) -> bool:
@@ -406,7 +396,7 @@ class Trainer:
                 stop = stop_after is not None and self.step >= stop_after
                 every = config.train.checkpoint_every
                 if stop or self.batch_in_epoch == 0 or (every and self.step % every == 0):
-                    self._save(self.checkpoints / ckpt.step_dir_name(self.step), with_state=True)
+                    self._save(self.run.step(self.step), with_state=True)
                     images, started = 0, time.perf_counter()
                 if self.on_step is not None:
                     self.on_step(self.step)
@@ -482,7 +472,7 @@ class Trainer:
                                          self.optimizer.state_dict())
             ckpt.swap_into_place(tmp, target)
             if with_state:
-                ckpt.prune(self.checkpoints, self.config.train.keep_last)
+                self.run.prune(self.config.train.keep_last)
         accelerator.wait_for_everyone()
         self.last_checkpoint = target
         return target
@@ -520,10 +510,10 @@ def train_variant(manifest: str | os.PathLike, run_dir: str | os.PathLike, varia
         [f"data.manifest={manifest}", f"out={run_dir}", f"train.seed={seed}",
          f"train.progress={str(progress).lower()}", *overrides],
     )
-    final = Path(run_dir) / "checkpoints" / FINAL
-    if (final / WEIGHTS_NAME).is_file():
-        _refuse_changed_config(Path(run_dir), config)
-        return final
+    run = RunDir(run_dir)
+    if run.finished:
+        _refuse_changed_config(run, config)
+        return run.final
     result = train(config)
     if not result.finished:
         raise InputError(f"{run_dir}: training stopped at step {result.step} before the end")
