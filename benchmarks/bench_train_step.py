@@ -26,9 +26,10 @@ from pathlib import Path
 
 import torch
 
+from clip2clinic.configs import named_config
 from clip2clinic.data.prepare import PrepareOptions, prepare
 from clip2clinic.phantom import generate_phantom
-from clip2clinic.training.config import load_config, named_config
+from clip2clinic.training.config import load_config
 from clip2clinic.training.trainer import Trainer, variant_loss
 
 VARIANTS = ("baseline", "dt", "dt_c", "n", "n_dt_c", "g", "g_dtcg", "n_g_dtcg", "softclip")

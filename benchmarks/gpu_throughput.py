@@ -29,6 +29,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import BertConfig, SwinConfig
 
+from clip2clinic.configs import named_config
 from clip2clinic.model import (
     ClinicCLIP,
     ClinicCLIPConfig,
@@ -38,7 +39,7 @@ from clip2clinic.model import (
     graphs_to_batch,
 )
 from clip2clinic.reports.graph.schema import LABELS
-from clip2clinic.training.config import load_config, named_config
+from clip2clinic.training.config import load_config
 from clip2clinic.training.data import TrainBatch
 from clip2clinic.training.trainer import parameter_groups, variant_loss
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import clip2clinic
-from clip2clinic.training.config import configs_dir, named_config
+from clip2clinic.configs import configs_dir, named_config
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = sorted(
@@ -43,14 +43,14 @@ def test_the_wheel_ships_the_configs_and_its_install_finds_them(tmp_path: Path) 
         shipped = sorted(
             n.removeprefix("clip2clinic/configs/")
             for n in archive.namelist()
-            if n.startswith("clip2clinic/configs/")
+            if n.startswith("clip2clinic/configs/") and n.endswith(".yaml")
         )
         assert shipped == BUNDLED
         # A pure-Python wheel installs by unpacking; import the unpacked copy, not the checkout.
         site = tmp_path / "site"
         archive.extractall(site)
     code = (
-        "from clip2clinic.training.config import named_config; "
+        "from clip2clinic.configs import named_config; "
         "print(named_config('preset', 'embedded')); print(named_config('variant', 'n_g_dtcg'))"
     )
     out = subprocess.run(

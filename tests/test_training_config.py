@@ -9,15 +9,14 @@ import pytest
 import yaml
 
 from clip2clinic.cli import main
+from clip2clinic.configs import configs_dir, named_config
 from clip2clinic.io import InputError
 from clip2clinic.model import embedded_config, paper_config
 from clip2clinic.training.config import (
     TrainConfig,
     apply_overrides,
     changed_keys,
-    configs_dir,
     load_config,
-    named_config,
     with_overrides,
 )
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import yaml
 from transformers import BertConfig
 
-from clip2clinic.training.config import load_config, named_config
+from clip2clinic.configs import named_config
+from clip2clinic.training.config import load_config
 
 #: A tiny embedded-style model: 32 px 1-channel Swin, 16-wide text head over MiniLM features.
 TINY = {

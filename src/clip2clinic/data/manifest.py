@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from clip2clinic.io import InputError, atomic_path, check_inside_root
 from clip2clinic.observations import CHEXPERT_CLASSES
+from clip2clinic.vocabulary import SPLITS
 
 MANIFEST_VERSION = 1
 
@@ -48,7 +49,6 @@ SCHEMA = pa.schema(
     metadata={b"clip2clinic_manifest_version": str(MANIFEST_VERSION).encode()},
 )
 
-SPLITS = ("train", "validate", "test")
 
 
 def write_manifest(frame: pd.DataFrame, path: str | os.PathLike) -> None:

@@ -19,13 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from clip2clinic import configs
 from clip2clinic.io import InputError
 from clip2clinic.run_dir import RunDir
-
-#: Every bundled variant (clip2clinic/configs/variants), in the order of the reproduction's table.
-ALL_VARIANTS: tuple[str, ...] = (
-    "baseline", "dt", "dt_c", "n", "n_dt_c", "g", "g_dtcg", "n_g_dtcg", "softclip",
-)  # fmt: skip
 
 SUMMARY_NAME = "results_summary.csv"
 
@@ -39,7 +35,8 @@ class DemoSize:
     image_size: int
     epochs: int
     batch_size: int = 64
-    variants: tuple[str, ...] = ALL_VARIANTS
+    #: The variants trained; empty: every bundled variant (:func:`clip2clinic.configs.variants`).
+    variants: tuple[str, ...] = ()
     overrides: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -95,10 +92,11 @@ def run_demo(out: str | os.PathLike, variants: Sequence[str] | None = None, quic
     from clip2clinic.training.trainer import train_variant
 
     size = size or (QUICK if quick else FULL)
-    variants = tuple(variants or size.variants)
-    unknown = [v for v in variants if v not in ALL_VARIANTS]
+    known = configs.variants()
+    variants = tuple(variants or size.variants or known)
+    unknown = [v for v in variants if v not in known]
     if unknown:
-        raise InputError(f"unknown variant(s) {unknown}; choose from {', '.join(ALL_VARIANTS)}")
+        raise InputError(f"unknown variant(s) {unknown}; choose from {', '.join(known)}")
     if seeds < 1:
         raise InputError(f"seeds must be >= 1, got {seeds}")
     out = Path(out)

@@ -43,6 +43,7 @@ from clip2clinic.evaluation.classwise import (
 from clip2clinic.evaluation.results import N_BOOTSTRAP, TaskResult, bootstrap
 from clip2clinic.evaluation.tasks import Scored, Task
 from clip2clinic.observations import FINDINGS
+from clip2clinic.vocabulary import SPLITS
 
 if TYPE_CHECKING:
     from clip2clinic.evaluation.sources import Context, Corpus, ReaderData
@@ -288,14 +289,13 @@ def _mean_rows(
 
 # --- runners -----------------------------------------------------------------------------------
 
-SPLIT_NAMES = ("train", "validate", "test")
 
 
 def run_probes(splits: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
                classes: Sequence[str], name: str, context: Context) -> Scored:
     """:func:`linear_probe` on ``splits`` (split -> embeddings, labels, patient ids) with the
     run's subset seeds, grid of C, seed and bootstrap resamples."""
-    train, validate, test = (ProbeSplit(*splits[s]) for s in SPLIT_NAMES)
+    train, validate, test = (ProbeSplit(*splits[s]) for s in SPLITS)
     return Scored(name, linear_probe(train, validate, test, classes, name,
                                      seeds=context.probe_seeds, c_grid=context.probe_c_grid,
                                      seed=context.seed, n_boot=context.n_boot))  # fmt: skip
@@ -318,11 +318,11 @@ def run_probes_corpus(corpus: Corpus, context: Context) -> Iterator[Scored]:
 def run_probes_dataset(data: ReaderData, context: Context) -> Iterator[Scored]:
     """Probes over a reader dataset's classes where it has train, validate and test splits."""
     split = data.split
-    if data.is_five_by_200 or not set(SPLIT_NAMES) <= set(split):
+    if data.is_five_by_200 or not set(SPLITS) <= set(split):
         return
     patients = data.patients
     splits = {s: (data.images[split == s], data.labels[split == s], patients[split == s])
-              for s in SPLIT_NAMES}  # fmt: skip
+              for s in SPLITS}  # fmt: skip
     yield run_probes(splits, data.classes, data.name, context)
 
 

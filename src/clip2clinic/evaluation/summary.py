@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from clip2clinic.configs import table_position
 from clip2clinic.evaluation.results import split_key
 from clip2clinic.io import InputError, atomic_path, write_csv_atomic, write_text_atomic
 from clip2clinic.run_dir import EvaluationDir
@@ -56,10 +57,6 @@ PAPER_TABLES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
       ("adv. hallucinated", "adversarial_acc_hallucination"))),
 )  # fmt: skip
 
-#: The order of variants in tables and plots (the reproduction's table), unknown ones last.
-VARIANT_ORDER = (
-    "baseline", "dt", "dt_c", "n", "n_dt_c", "g", "g_dtcg", "n_g_dtcg", "softclip",
-)  # fmt: skip
 
 
 def load_metrics(run: str | os.PathLike) -> dict:
@@ -98,11 +95,6 @@ def check_fingerprints(records: Sequence[dict], runs: Sequence[str | os.PathLike
         first[fingerprint] = run
 
 
-def _order(variant: str) -> tuple[int, str]:
-    known = variant in VARIANT_ORDER
-    return (VARIANT_ORDER.index(variant) if known else len(VARIANT_ORDER), variant)
-
-
 def metric_names(records: Sequence[dict]) -> list[str]:
     """Every metric present in any record: the contract's headline ones first, then the other
     aggregates by name, then the per-dataset ones (``<metric>/<dataset>``) by name."""
@@ -123,7 +115,7 @@ def summary_frame(records: Sequence[dict]) -> pd.DataFrame:
         raise InputError("no evaluated runs given")
     names = metric_names(records)
     rows = []
-    variants = sorted({r["variant"] for r in records}, key=_order)
+    variants = sorted({r["variant"] for r in records}, key=table_position)
     for variant in variants:
         group = [r for r in records if r["variant"] == variant]
         row: dict[str, object] = {

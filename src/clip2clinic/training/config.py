@@ -19,12 +19,12 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from clip2clinic.configs import configs_dir
 from clip2clinic.data.transforms import AugmentConfig
 from clip2clinic.io import InputError, write_text_atomic
 from clip2clinic.losses import (
@@ -36,12 +36,12 @@ from clip2clinic.losses import (
     STREAMS,
 )
 from clip2clinic.model import ClinicCLIPConfig, GraphConfig, embedded_config, paper_config
+from clip2clinic.vocabulary import SPLITS
 
 #: Architectures a ``model`` section can start from (``model.base``).
 MODEL_BASES = {"embedded": embedded_config, "paper": paper_config}
 LOSS_KINDS = ("clinic", "softclip")
 MIXED_PRECISION = ("no", "bf16", "fp16")
-SPLITS = ("train", "validate", "test")
 #: Keys that may differ when a run is resumed (they change how, not what, is trained).
 RESUMABLE_CHANGES = ("train.stop_after_steps", "train.progress", "data.num_workers")
 
@@ -61,18 +61,6 @@ ConfigLoader.add_implicit_resolver(
 def parse_yaml(text: str):
     """Parse YAML text with :class:`ConfigLoader`."""
     return yaml.load(text, Loader=ConfigLoader)  # noqa: S506 (a SafeLoader subclass)
-
-
-def configs_dir() -> Path:
-    """The folder of the presets and variants: ``$CLIP2CLINIC_CONFIGS`` or the package data
-    folder ``clip2clinic/configs`` (``presets/``, ``variants/``)."""
-    env = os.environ.get("CLIP2CLINIC_CONFIGS")
-    if env:
-        return Path(env)
-    bundled = resources.files("clip2clinic") / "configs"
-    if not isinstance(bundled, Path):  # a zipped install; pip always installs files
-        raise InputError(f"bundled configs are not a folder ({bundled}); set CLIP2CLINIC_CONFIGS")
-    return bundled
 
 
 @dataclass
@@ -298,16 +286,6 @@ def with_overrides(config: TrainConfig, overrides: Sequence[str]) -> TrainConfig
     if not overrides:
         return config
     return TrainConfig.from_dict(apply_overrides(config.to_dict(), overrides))
-
-
-def named_config(kind: str, name: str) -> Path:
-    """The bundled ``<kind>s/<name>.yaml`` of :func:`configs_dir` (kind: preset or variant)."""
-    folder = configs_dir() / f"{kind}s"
-    path = folder / f"{name}.yaml"
-    if not path.is_file():
-        choices = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
-        raise InputError(f"{kind} {name!r}: no {path}; known {kind}s: {choices or 'none found'}")
-    return path
 
 
 def read_yaml(path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:

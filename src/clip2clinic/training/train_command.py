@@ -38,8 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from accelerate import PartialState
 
+    from clip2clinic.configs import named_config
     from clip2clinic.io import InputError
-    from clip2clinic.training.config import load_config, named_config, with_overrides
+    from clip2clinic.training.config import load_config, with_overrides
     from clip2clinic.training.trainer import TrainingDiverged, load_run_config, train
 
     overrides = list(args.overrides)

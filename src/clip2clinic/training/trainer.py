@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
+from clip2clinic.configs import named_config
 from clip2clinic.data.transforms import Normalization
 from clip2clinic.io import InputError
 from clip2clinic.losses import (
@@ -39,13 +40,7 @@ from clip2clinic.losses import (
 from clip2clinic.model import ClinicCLIP
 from clip2clinic.run_dir import RunDir
 from clip2clinic.training import checkpoint as ckpt
-from clip2clinic.training.config import (
-    RESUMABLE_CHANGES,
-    TrainConfig,
-    changed_keys,
-    load_config,
-    named_config,
-)
+from clip2clinic.training.config import RESUMABLE_CHANGES, TrainConfig, changed_keys, load_config
 from clip2clinic.training.data import (
     Collate,
     EpochBatchSampler,

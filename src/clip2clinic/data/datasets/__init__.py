@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from clip2clinic.data.datasets.base import SPLITS, DatasetRootError, XrayDataset
+from clip2clinic.data.datasets.base import DatasetRootError, XrayDataset
 from clip2clinic.data.datasets.chestxray14 import ChestXray14
 from clip2clinic.data.datasets.chexpert import CheXpert, CheXpert5x200
 from clip2clinic.data.datasets.mimic import MimicCxr
@@ -40,7 +40,7 @@ def open_dataset(name: str, root: str | os.PathLike, **options: Any) -> XrayData
 
 
 __all__ = [
-    "READERS", "SPLITS", "ChestXray14", "CheXpert", "CheXpert5x200", "DatasetRootError",
+    "READERS", "ChestXray14", "CheXpert", "CheXpert5x200", "DatasetRootError",
     "MimicCxr", "OpenI", "RsnaPneumonia", "SiimPneumothorax", "VinDrCxr", "XrayDataset",
     "open_dataset",
 ]  # fmt: skip

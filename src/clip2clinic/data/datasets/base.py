@@ -29,9 +29,9 @@ import pandas as pd
 
 from clip2clinic.data.images import load_image
 from clip2clinic.io import InputError, as_text, decode_lenient
+from clip2clinic.vocabulary import SPLITS
 
 #: Split names used by every reader (MIMIC-CXR's spelling).
-SPLITS = ("train", "validate", "test")
 
 #: Columns every reader's frame has.
 COLUMNS = ("image_id", "patient_id", "study_id", "split", "view", "path")

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from clip2clinic.data.datasets.base import SPLITS
+from clip2clinic.vocabulary import SPLITS
 
 
 def _check_fractions(fractions: Sequence[float]) -> None:
