@@ -10,6 +10,7 @@ from test_datasets_chestxray14 import build_nih
 from test_datasets_chexpert import build_chexpert
 from test_datasets_rsna import build_rsna
 from test_datasets_siim import build_siim
+from test_labeler_chexbert import write_tiny_chexbert
 from training_fixtures import tiny_config
 
 from clip2clinic.cli import main
@@ -335,3 +336,31 @@ def test_openi_scores_every_frontal_pair_under_the_paper_protocol(tiny_run,
     # zero-shot is not a pair task: it keeps the test split, laterals included
     assert (paper["metrics"]["zeroshot_mean_auc/openi"]["n"]
             == ours["metrics"]["zeroshot_mean_auc/openi"]["n"])  # fmt: skip
+
+
+def test_retrieval_labels_from_chexbert(tiny_run, tiny_prepared_phantom, tmp_path):
+    from clip2clinic.evaluation.retrieval import _label_scores
+    from clip2clinic.reports.labeler import get_labeler
+
+    checkpoint, _ = write_tiny_chexbert(tmp_path / "chexbert")
+    out = tmp_path / "e"
+    assert main(["evaluate", "--checkpoint", str(tiny_run), "--data",
+                 f"phantom={tiny_prepared_phantom}", "--tasks", "retrieval", "--labeler",
+                 "chexbert", "--chexbert-checkpoint", str(checkpoint), "--out", str(out),
+                 "--quiet"]) == 0  # fmt: skip
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["protocol"]["labeler"] == "chexbert"
+    assert record["tasks"]["retrieval_phantom"]["protocol"]["labeler"] == f"chexbert {checkpoint}"
+    # the label scores are those of CheXbert's labels of the paired and retrieved reports
+    test = read_manifest(tiny_prepared_phantom, split="test")
+    studies = test.drop_duplicates("study_id").reset_index(drop=True)
+    labels = get_labeler("chexbert", str(checkpoint)).label_many(studies["report"]).to_numpy()
+    cases = pd.read_parquet(out / "retrieval_phantom_cases.parquet")
+    paired = labels[cases["paired_report"]] == 1
+    retrieved = labels[cases["retrieved_report"]] == 1
+    precision, recall, f1 = _label_scores(paired, retrieved)
+    assert cases["f1"].to_numpy() == pytest.approx(f1)
+    assert cases["precision"].to_numpy() == pytest.approx(precision)
+    assert record["metrics"]["retrieval_f1"]["value"] == pytest.approx(f1.mean())
+    assert main(["evaluate", "--checkpoint", str(tiny_run), "--data",
+                 f"phantom={tiny_prepared_phantom}", "--labeler", "chexbert"]) == 2
