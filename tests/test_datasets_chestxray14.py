@@ -12,6 +12,7 @@ from image_files import write_png
 from clip2clinic.data.datasets import ChestXray14, DatasetRootError
 from clip2clinic.data.datasets.chestxray14 import NIH_PATHOLOGIES
 from clip2clinic.data.datasets.splits import leaked
+from clip2clinic.io import InputError
 
 HEADER = (
     "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
@@ -128,3 +129,23 @@ def test_wrong_root(tmp_path: Path) -> None:
         shutil.rmtree(root / folder)
     with pytest.raises(DatasetRootError, match="images"):
         ChestXray14(root)
+
+
+def test_a_test_list_such_as_probmeds_replaces_the_official_one(nih_root: Path,
+                                                                tmp_path: Path) -> None:
+    chosen = ["00000002_001.png", "00000011_000", "00000012_002.png"]  # train_val and test
+    (tmp_path / "probmed.txt").write_text("\n".join(chosen) + "\n")
+    data = ChestXray14(nih_root, test_list=tmp_path / "probmed.txt")
+    test = data.frame[data.frame["split"] == "test"]
+    assert sorted(test["image_id"]) == ["00000002_001.png", "00000011_000.png",
+                                        "00000012_002.png"]  # fmt: skip
+    # the listed images' patients leave train/validate; other official test images go
+    others = data.frame[data.frame["split"] != "test"]
+    assert not set(others["patient_id"].astype(int)) & {2, 10, 11, 12}
+    assert set(others["patient_id"].astype(int)) == {1, 3, 4, 5, 6, 7, 8, 9}
+    assert not leaked(data.frame, "patient_id")
+    assert "probmed.txt (3 images)" in data.source
+    assert ChestXray14(nih_root).source == "official test_list.txt"
+    (tmp_path / "bad.txt").write_text("99999999_000.png\n")
+    with pytest.raises(InputError, match="bad.txt: 1 image.*99999999_000.png"):
+        ChestXray14(nih_root, test_list=tmp_path / "bad.txt")

@@ -6,14 +6,18 @@ import json
 
 import pandas as pd
 import pytest
+from test_datasets_chestxray14 import build_nih
 from test_datasets_chexpert import build_chexpert
 from test_datasets_rsna import build_rsna
+from test_datasets_siim import build_siim
+from test_labeler_chexbert import write_tiny_chexbert
 from training_fixtures import tiny_config
 
 from clip2clinic.cli import main
 from clip2clinic.data.manifest import read_manifest
 from clip2clinic.evaluation import evaluate as evaluate_module
 from clip2clinic.evaluation.evaluate import Options, parse_tasks
+from clip2clinic.evaluation.protocol import get_protocol
 from clip2clinic.evaluation.sources import parse_data
 from clip2clinic.io import InputError
 from clip2clinic.training.trainer import train
@@ -94,7 +98,9 @@ def check_per_case_results(out, record, test):
     assert len(retrieval) == len(test)
     assert retrieval["hit_at_5"].mean() == pytest.approx(metrics["retrieval_top5"]["value"])
     pairs = pd.read_parquet(out / "adversarial_phantom_cases.parquet")
-    assert pairs["right"].mean() == pytest.approx(metrics["adversarial_acc"]["value"])
+    headline = pairs.loc[pairs["headline"], "right"].mean()  # ProbMed's pairs (paper protocol)
+    assert headline == pytest.approx(metrics["adversarial_acc"]["value"])
+    assert pairs["right"].mean() == pytest.approx(metrics["adversarial_acc_all"]["value"])
     trials = pd.read_parquet(out / "normal_detection_phantom_cases.parquet")
     assert trials["correct"].mean() == pytest.approx(metrics["normal_detection_acc"]["value"])
     scores = pd.read_parquet(out / "zeroshot_phantom_cases.parquet")
@@ -220,3 +226,143 @@ def test_two_datasets_of_different_size_keep_both_datasets_metrics(tiny_run,
     saved = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert set(saved["metrics"]) == set(metrics)
     assert saved["tasks"]["retrieval_large"]["metrics"][0].endswith("/large")
+
+
+def test_the_protocol_is_recorded_and_its_reader_choices_reach_the_cli(tiny_run, tmp_path):
+    rsna = build_rsna(tmp_path / "rsna")
+    write_detailed_classes(rsna)
+    nih = build_nih(tmp_path / "nih")
+    chosen = ["00000002_001.png", "00000011_000.png", "00000012_002.png", "00000012_001.png"]
+    (tmp_path / "probmed.txt").write_text("\n".join(chosen) + "\n")
+    siim = build_siim(tmp_path / "siim")
+    out = tmp_path / "e"
+    assert main(["evaluate", "--checkpoint", str(tiny_run), "--data", f"rsna={rsna}",
+                 "--data", f"chestxray14:test_list={tmp_path / 'probmed.txt'}={nih}",
+                 "--data", f"siim:split=dedup={siim}", "--tasks", "zeroshot,adversarial,probes",
+                 "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["protocol"]["name"] == "paper" and record["protocol"]["prompts"] == "cxr_clip"
+    tasks = record["tasks"]
+    # RSNA and RSNA-ab: BioViL's pair, as CXR-CLIP's evaluator
+    for name in ("zeroshot_rsna", "zeroshot_rsna_ab"):
+        assert tasks[name]["protocol"]["classes"]["Pneumonia"] == {
+            "positive": ["Findings suggesting pneumonia."],
+            "negative": ["No evidence of pneumonia"]}, name  # fmt: skip
+    assert tasks["zeroshot_chestxray14"]["protocol"]["classes"]["Effusion"] == {
+        "positive": ["Effusion"], "negative": ["No Effusion"]}  # fmt: skip
+    # ChestX-ray14: the supplied test list, stated; adversarial runs on it, ProbMed's headline
+    adversarial = tasks["adversarial_chestxray14"]["protocol"]
+    assert "probmed.txt (4 images)" in adversarial["source"]
+    assert adversarial["headline"] == "hallucinated"
+    pairs = pd.read_parquet(out / "adversarial_chestxray14_cases.parquet")
+    assert set(pairs["image_id"]) <= set(chosen) and set(pairs["kind"]) <= {"negated",
+                                                                          "hallucinated"}
+    headline = pairs[pairs["kind"] == "hallucinated"]
+    assert record["metrics"]["adversarial_acc/chestxray14"]["value"] == pytest.approx(
+        headline["right"].mean())
+    assert record["metrics"]["adversarial_acc/chestxray14"]["n"] <= len(headline)
+    # the user's reader option overrides the protocol's (SIIM: GLoRIA's split by default)
+    assert tasks["zeroshot_siim"]["protocol"]["reader_options"] == {"split": "dedup"}
+    assert tasks["zeroshot_rsna"]["protocol"]["reader_options"] == {}
+    # FT10/FT100 probes for RSNA-ab too (normal images left out)
+    assert {"probe_ft10_mean_auc/rsna_ab", "probe_ft100_mean_auc/rsna_ab"} <= set(
+        record["metrics"])
+    probes_ab = pd.read_csv(out / "probes_rsna_ab.csv")
+    assert set(probes_ab["class"]) == {"Pneumonia"}
+
+
+def test_the_clip2clinic_protocol_keeps_todays_choices(tiny_run, tmp_path):
+    siim = build_siim(tmp_path / "siim")
+    options = Options(protocol=get_protocol("clip2clinic"))
+    record = evaluate_module.evaluate(tiny_run, parse_data([f"siim={siim}"]), ["zeroshot"],
+                                      out=tmp_path / "e", options=options, progress=False)
+    assert record["protocol"]["name"] == "clip2clinic"
+    used = record["tasks"]["zeroshot_siim"]["protocol"]
+    assert used["reader_options"] == {"split": "dedup"} and used["prompts"] == "ensemble"
+    assert len(used["classes"]["Pneumothorax"]["positive"]) == 4
+
+
+def test_5x200_records_its_set_and_prompt_weights(tiny_run, tmp_path):
+    folder = build_chexpert(tmp_path / "chexpert")
+    released = pd.read_csv(folder / "train.csv", dtype=str).iloc[[0, 1, 3, 4]]
+    released.to_csv(tmp_path / "chexpert" / "chexpert_5x200.csv", index=False)
+    data = parse_data([f"chexpert5x200={tmp_path / 'chexpert'}"])
+    for protocol, effusion in (("paper", 54), ("clip2clinic", 36)):
+        record = evaluate_module.evaluate(tiny_run, data, ["chexpert5x200"],
+                                          out=tmp_path / protocol, progress=False,
+                                          options=Options(protocol=get_protocol(protocol)))
+        notes = record["tasks"]["chexpert5x200_chexpert5x200"]["protocol"]
+        assert notes["source"].startswith("released file") and "chexpert_5x200.csv" in notes[
+            "source"]
+        assert notes["n_prompts"]["Pleural Effusion"] == effusion
+        assert "constants.py" in notes["prompt_source"]
+
+
+def openi_manifest(manifest, target):
+    """A copy of ``manifest`` that reads as an Open-i corpus, every third image lateral."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from clip2clinic.data.prepare.pipeline import cache_dir_for
+
+    table = pq.read_table(manifest)
+    n = table.num_rows
+    for column, values in (("dataset", ["openi"] * n),
+                           ("view", ["Lateral" if i % 3 == 2 else "Frontal" for i in range(n)])):
+        index = table.schema.get_field_index(column)
+        table = table.set_column(index, table.schema.field(index), pa.array(values, pa.string()))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, target)
+    cache_dir_for(target).symlink_to(cache_dir_for(manifest), target_is_directory=True)
+    return target
+
+
+def test_openi_scores_every_frontal_pair_under_the_paper_protocol(tiny_run,
+                                                                  tiny_prepared_phantom,
+                                                                  tmp_path):  # fmt: skip
+    manifest = openi_manifest(tiny_prepared_phantom, tmp_path / "openi" / "m.parquet")
+    frame = pd.read_parquet(manifest)
+    data = parse_data([f"openi={manifest}"])
+    tasks = ["retrieval", "normal_detection", "zeroshot"]
+    paper = evaluate_module.evaluate(tiny_run, data, tasks, out=tmp_path / "p", progress=False)
+    ours = evaluate_module.evaluate(tiny_run, data, tasks, out=tmp_path / "o", progress=False,
+                                    options=Options(protocol=get_protocol("clip2clinic")))
+    frontal = frame[frame["view"] == "Frontal"]
+    assert paper["metrics"]["retrieval_top5/openi"]["n"] == len(frontal)
+    assert paper["tasks"]["retrieval_openi"]["protocol"] == {
+        "openi_pairs": "all_frontal", "pairs": len(frontal), "labeler": "manifest"}
+    assert ours["metrics"]["retrieval_top5/openi"]["n"] == int((frame["split"] == "test").sum())
+    cases = pd.read_parquet(tmp_path / "p" / "retrieval_openi_cases.parquet")
+    assert set(cases["image_id"]) == set(frontal["image_id"])
+    assert paper["tasks"]["normal_detection_openi"]["protocol"]["k_protocol"] == 2999
+    # zero-shot is not a pair task: it keeps the test split, laterals included
+    assert (paper["metrics"]["zeroshot_mean_auc/openi"]["n"]
+            == ours["metrics"]["zeroshot_mean_auc/openi"]["n"])  # fmt: skip
+
+
+def test_retrieval_labels_from_chexbert(tiny_run, tiny_prepared_phantom, tmp_path):
+    from clip2clinic.evaluation.retrieval import _label_scores
+    from clip2clinic.reports.labeler import get_labeler
+
+    checkpoint, _ = write_tiny_chexbert(tmp_path / "chexbert")
+    out = tmp_path / "e"
+    assert main(["evaluate", "--checkpoint", str(tiny_run), "--data",
+                 f"phantom={tiny_prepared_phantom}", "--tasks", "retrieval", "--labeler",
+                 "chexbert", "--chexbert-checkpoint", str(checkpoint), "--out", str(out),
+                 "--quiet"]) == 0  # fmt: skip
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["protocol"]["labeler"] == "chexbert"
+    assert record["tasks"]["retrieval_phantom"]["protocol"]["labeler"] == f"chexbert {checkpoint}"
+    # the label scores are those of CheXbert's labels of the paired and retrieved reports
+    test = read_manifest(tiny_prepared_phantom, split="test")
+    studies = test.drop_duplicates("study_id").reset_index(drop=True)
+    labels = get_labeler("chexbert", str(checkpoint)).label_many(studies["report"]).to_numpy()
+    cases = pd.read_parquet(out / "retrieval_phantom_cases.parquet")
+    paired = labels[cases["paired_report"]] == 1
+    retrieved = labels[cases["retrieved_report"]] == 1
+    precision, recall, f1 = _label_scores(paired, retrieved)
+    assert cases["f1"].to_numpy() == pytest.approx(f1)
+    assert cases["precision"].to_numpy() == pytest.approx(precision)
+    assert record["metrics"]["retrieval_f1"]["value"] == pytest.approx(f1.mean())
+    assert main(["evaluate", "--checkpoint", str(tiny_run), "--data",
+                 f"phantom={tiny_prepared_phantom}", "--labeler", "chexbert"]) == 2

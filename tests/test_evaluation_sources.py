@@ -35,7 +35,7 @@ def test_data_specs_sort_into_manifests_datasets_and_cxr_align_files():
 
 
 def test_bad_data_specs_are_clear_errors():
-    with pytest.raises(InputError, match="READER=ROOT"):
+    with pytest.raises(InputError, match=r"READER\[:KEY=VALUE,...\]=ROOT"):
         parse_data(["somewhere/else"])
     with pytest.raises(InputError, match="at least one prepared manifest"):
         parse_data(["align.json"])
@@ -43,6 +43,20 @@ def test_bad_data_specs_are_clear_errors():
         parse_data(["mimic=a.parquet", "MIMIC=b.parquet"])
     with pytest.raises(InputError, match="would share the metric names"):
         parse_data(["rsna=a.parquet", "rsna=/data/rsna"])
+
+
+def test_reader_options_ride_on_the_data_spec():
+    data = parse_data(["siim:split=dedup=/data/siim",
+                       "chestxray14:test_list=/l/probmed.txt,views=PA|AP,seed=3=/data/cxr14",
+                       "rsna=/data/rsna"])  # fmt: skip
+    assert data.datasets == {"siim": Path("/data/siim"), "chestxray14": Path("/data/cxr14"),
+                             "rsna": Path("/data/rsna")}  # fmt: skip
+    assert data.dataset_options == {
+        "siim": {"split": "dedup"},
+        "chestxray14": {"test_list": "/l/probmed.txt", "views": ["PA", "AP"], "seed": 3},
+    }
+    with pytest.raises(InputError, match="'split' is not KEY=VALUE"):
+        parse_data(["siim:split=/data/siim"])
 
 
 def test_registry_holds_every_task_module_in_cli_order():
@@ -53,7 +67,8 @@ def test_registry_holds_every_task_module_in_cli_order():
     for module in TASK_MODULES:
         assert id(module.TASK) in registered, module.__name__
     assert {t.name for t in REGISTRY if t.on_corpus} == TASKS_ON_MANIFESTS
-    assert {t.name for t in REGISTRY if t.on_dataset} == {"zeroshot", "chexpert5x200", "probes"}
+    assert {t.name for t in REGISTRY if t.on_dataset} == {"adversarial", "zeroshot",
+                                                          "chexpert5x200", "probes"}
 
 
 TASKS_ON_MANIFESTS = {"cxr_align", "retrieval", "adversarial", "normal_detection", "zeroshot",

@@ -27,7 +27,12 @@ REPORTS = ["No pleural effusion.", "Heart size is enlarged.", "", "Possible pneu
 
 @pytest.fixture()
 def tiny_checkpoint(tmp_path: Path) -> tuple[Path, CheXbertModel]:
+    return write_tiny_chexbert(tmp_path)
+
+
+def write_tiny_chexbert(tmp_path: Path) -> tuple[Path, CheXbertModel]:
     """A randomly initialised tiny CheXbert, its tokenizer and config, saved as a model folder."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", *WORDS]))
     BertTokenizer(str(vocab)).save_pretrained(tmp_path)

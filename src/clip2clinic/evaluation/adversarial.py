@@ -13,6 +13,13 @@ affirms it, the adversarial one when the image rejects it, and a pair counts onl
 are right (a tie is wrong). For a negated pair both judgements are the same comparison, so
 it is right exactly when the image prefers the finding to its negation (chance 1/2); a
 hallucinated pair needs two independent judgements (chance 1/4).
+
+The headline ``adversarial_acc`` is, under the paper's protocol, ProbMed's pair: the
+hallucinated pairs (a positive query and a hallucinated one); the negated pairs are reported
+apart (``adversarial_acc_negation``) and all pairs together as ``adversarial_acc_all``. The
+clip2clinic protocol's headline is all pairs. It runs on a manifest's scored split (its report
+labels) and on a reader dataset with several classes (its test split), such as ChestX-ray14,
+the paper's setting.
 """
 
 from __future__ import annotations
@@ -30,11 +37,13 @@ from clip2clinic.evaluation.tasks import Scored, Task, with_ids
 from clip2clinic.observations import CHEXPERT_CLASSES
 
 if TYPE_CHECKING:
-    from clip2clinic.evaluation.sources import Context, Corpus
+    from clip2clinic.evaluation.sources import Context, Corpus, ReaderData
 
 log = logging.getLogger(__name__)
 
 KINDS: tuple[str, ...] = ("negated", "hallucinated")
+#: ``adversarial`` protocol choice -> the pairs the headline ``adversarial_acc`` counts.
+HEADLINES = ("hallucinated", "all")
 #: Classes that are not a finding one can state or hallucinate.
 NOT_FINDINGS = frozenset({"no finding", "normal"})
 #: Class name (lower case) -> words for statements, where the name itself reads badly.
@@ -90,9 +99,12 @@ def build_adversarial_pairs(labels: np.ndarray, seed: int = 0,
 
 def score_adversarial(image_emb: np.ndarray, embed_texts: Callable[[Sequence[str]], np.ndarray],
                       pairs: pd.DataFrame, seed: int = 0,
-                      groups: Sequence | np.ndarray | None = None) -> TaskResult:
-    """``adversarial_acc`` (all pairs), ``adversarial_acc_negation`` and
-    ``adversarial_acc_hallucination``: share of pairs with both statements judged right.
+                      groups: Sequence | np.ndarray | None = None,
+                      headline: str = "all") -> TaskResult:
+    """``adversarial_acc_all`` (all pairs), ``adversarial_acc_negation`` (negated pairs),
+    ``adversarial_acc_hallucination`` (hallucinated pairs) and the headline ``adversarial_acc``
+    (``headline``: "all" pairs or the "hallucinated" ones, ProbMed's): share of pairs with both
+    statements judged right.
 
     ``pairs``: from :func:`build_adversarial_pairs` (its ``image`` column indexes the rows of
     ``image_emb``). ``embed_texts`` embeds the statements and their opposites (L2-normalised
@@ -100,8 +112,11 @@ def score_adversarial(image_emb: np.ndarray, embed_texts: Callable[[Sequence[str
     with its 95% interval, and the shares of true and of adversarial statements judged right.
     Intervals are Wilson's, by the effective number of patients where ``groups`` gives a
     patient id per image row; ``seed`` is kept for callers. The per-case results are the
-    pairs with ``true_right``, ``adversarial_right`` and ``right`` (both).
+    pairs with ``true_right``, ``adversarial_right``, ``right`` (both) and ``headline`` (the
+    pair counts in ``adversarial_acc``).
     """
+    if headline not in HEADLINES:
+        raise ValueError(f"headline must be one of {HEADLINES}, got {headline!r}")
     image = embedding_matrix("image_emb", image_emb)
     missing = [c for c in ("image", "kind", "positive", "adversarial") if c not in pairs.columns]
     if missing:
@@ -126,7 +141,7 @@ def score_adversarial(image_emb: np.ndarray, embed_texts: Callable[[Sequence[str
              "all": np.ones(len(pairs), dtype=bool)}
     metrics = {
         f"adversarial_acc{suffix}": proportion_estimate(right[masks[kind]], patients[masks[kind]])
-        for kind, suffix in (("all", ""), ("negated", "_negation"),
+        for kind, suffix in ((headline, ""), ("all", "_all"), ("negated", "_negation"),
                              ("hallucinated", "_hallucination"))
     }  # fmt: skip
     table = pd.DataFrame([
@@ -134,7 +149,8 @@ def score_adversarial(image_emb: np.ndarray, embed_texts: Callable[[Sequence[str
         for kind, mask in masks.items()
     ])
     cases = pairs.reset_index(drop=True).assign(
-        true_right=true_right, adversarial_right=adversarial_right, right=right.astype(bool))
+        true_right=true_right, adversarial_right=adversarial_right, right=right.astype(bool),
+        headline=masks[headline])
     return TaskResult(metrics, table, cases)
 
 
@@ -164,10 +180,24 @@ def _table_row(kind: str, right: np.ndarray, true_right: np.ndarray,
 
 def run_adversarial(corpus: Corpus, context: Context) -> Iterator[Scored]:
     """Adversarial pairs of a manifest's scored split, drawn from its report labels."""
+    headline = context.protocol.adversarial
     pairs = build_adversarial_pairs(corpus.labels, seed=context.seed)
     result = score_adversarial(corpus.images, context.embed, pairs, context.seed,
-                               groups=corpus.patients)  # fmt: skip
-    yield Scored(corpus.name, with_ids(result, corpus.ids))
+                               groups=corpus.patients, headline=headline)  # fmt: skip
+    yield Scored(corpus.name, with_ids(result, corpus.ids), notes={"headline": headline})
 
 
-TASK = Task("adversarial", on_corpus=run_adversarial)
+def run_adversarial_dataset(data: ReaderData, context: Context) -> Iterator[Scored]:
+    """Adversarial pairs of a reader dataset with several classes (ChestX-ray14 in the paper)
+    on its test split, drawn from its labels; not on single-class datasets or 5x200."""
+    if data.is_five_by_200 or len(data.classes) < 2:
+        return
+    test, headline = data.test, context.protocol.adversarial
+    pairs = build_adversarial_pairs(data.labels[test], seed=context.seed, classes=data.classes)
+    result = score_adversarial(data.images[test], context.embed, pairs, context.seed,
+                               groups=data.patients[test], headline=headline)  # fmt: skip
+    yield Scored(data.name, with_ids(result, data.ids[test]),
+                 notes={**data.notes, "headline": headline})
+
+
+TASK = Task("adversarial", on_corpus=run_adversarial, on_dataset=run_adversarial_dataset)

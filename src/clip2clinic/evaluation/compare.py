@@ -57,7 +57,8 @@ ACCURACIES: dict[str, dict[str, tuple[str, Callable[[pd.DataFrame], pd.Series] |
     "cxr_align": {"cxr_align_a": ("correct_a", None), "cxr_align_b": ("correct_b", None)},
     "retrieval": {"retrieval_r1": ("hit_at_1", None), "retrieval_top5": ("hit_at_5", None),
                   "retrieval_r10": ("hit_at_10", None)},
-    "adversarial": {"adversarial_acc": ("right", None),
+    "adversarial": {"adversarial_acc": ("right", lambda f: _in_headline(f)),
+                    "adversarial_acc_all": ("right", None),
                     "adversarial_acc_negation": ("right", lambda f: f["kind"] == "negated"),
                     "adversarial_acc_hallucination":
                         ("right", lambda f: f["kind"] == "hallucinated")},
@@ -92,6 +93,16 @@ class Run:
             if task is not None and entry.get("cases"):
                 files[(task, entry["dataset"])] = self.folder / entry["cases"]
         return files
+
+
+def _in_headline(frame: pd.DataFrame) -> pd.Series:
+    """Adversarial pairs counted in both runs' headline (their protocol's ``headline`` column;
+    every pair for results written before it existed)."""
+    keep = pd.Series(True, index=frame.index)
+    for column in (f"headline{BASE}", f"headline{RUN}"):
+        if column in frame.columns:
+            keep &= frame[column].astype(bool)
+    return keep
 
 
 def match_cases(baseline: pd.DataFrame, run: pd.DataFrame, task: str, where: str) -> pd.DataFrame:

@@ -35,7 +35,7 @@ import math
 import os
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ from clip2clinic.evaluation import (
     retrieval,
     zeroshot,
 )
+from clip2clinic.evaluation.protocol import PROTOCOLS, Protocol
 from clip2clinic.evaluation.results import (
     N_BOOTSTRAP,
     Estimate,
@@ -80,6 +81,10 @@ REGISTRY: tuple[Task, ...] = (
     cxr_align.TASK, retrieval.TASK, adversarial.TASK, normal_detection.TASK, zeroshot.TASK,
     zeroshot.CHEXPERT5X200_TASK, probes.TASK,
 )  # fmt: skip
+#: Tasks that score image-report pairs (the Open-i protocol chooses which pairs).
+PAIR_TASKS = frozenset({"cxr_align", "retrieval", "normal_detection"})
+#: The manifest ``dataset`` value of an Open-i corpus (``clip2clinic prepare openi``).
+OPENI = "openi"
 #: Every task's name, in the order they run.
 TASKS: tuple[str, ...] = tuple(task.name for task in REGISTRY)
 
@@ -104,22 +109,26 @@ class Outcome:
     result: TaskResult
     seconds: float
     curves: pd.DataFrame | None = None
+    notes: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class Options:
     """How an evaluation runs: the manifests' split, the seed of the benchmark draws and the
-    bootstrap, the bootstrap's resamples, the probes' subset seeds and their grid of C."""
+    bootstrap, the bootstrap's resamples, the probes' subset seeds and their grid of C, and
+    the protocol (:mod:`clip2clinic.evaluation.protocol`; default the paper's)."""
 
     split: str = "test"
     seed: int = 0
     n_boot: int = N_BOOTSTRAP
     probe_seeds: tuple[int, ...] = probes.DEFAULT_SEEDS
     probe_c_grid: tuple[float, ...] = probes.C_GRID
+    protocol: Protocol = PROTOCOLS["paper"]
 
     def __post_init__(self) -> None:
         if self.split not in ("test", "validate"):
             raise InputError(f"split must be 'test' or 'validate', got {self.split!r}")
+        self.protocol.check()
 
 
 class Evaluation:
@@ -131,19 +140,23 @@ class Evaluation:
         self.model, self.data, self.out, self.options = model, data, out, options
         self.split = options.split
         self.embed = Embedder(model, cache_dir, progress)
-        self.context = Context(self.embed, data, out, model.temperature, **asdict(options))
+        settings = {f.name: getattr(options, f.name) for f in fields(options)}
+        self.context = Context(self.embed, data, out, model.temperature, **settings)
         self.outcomes: list[Outcome] = []
         self.failures: dict[str, str] = {}
 
-    def run(self, task: str, runs: Iterable[Scored], source: str = "") -> None:
-        """Collect what a runner yields, timing each dataset's result; a task that fails is
+    def run(self, task: str, runs: Iterable[Scored], source: str = "",
+            notes: dict[str, Any] | None = None) -> None:  # fmt: skip
+        """Collect what a runner yields, timing each dataset's result (``notes``: protocol
+        choices the caller made, recorded beside the runner's own); a task that fails is
         recorded in ``failures`` (keyed "task on source") and the others still run."""
         start = time.perf_counter()
         try:
             for scored in runs:
                 seconds = time.perf_counter() - start
+                chosen = {**(notes or {}), **(scored.notes or {})} or None
                 self.outcomes.append(Outcome(task, scored.dataset, scored.result, seconds,
-                                             scored.curves))  # fmt: skip
+                                             scored.curves, chosen))  # fmt: skip
                 log.info("%s on %s: %s", task, scored.dataset, _brief(scored.result.metrics))
                 start = time.perf_counter()
         except Exception as exc:  # noqa: BLE001 - one task's failure must not lose the rest
@@ -152,12 +165,32 @@ class Evaluation:
 
     def run_manifest(self, name: str, manifest: Path, tasks: Sequence[Task]) -> None:
         corpus = Corpus.load(name, manifest, self.split, self.embed)
+        pairs, notes = self.pair_corpus(corpus, manifest)
         for task in tasks:
             if task.on_corpus is not None:
-                self.run(task.name, task.on_corpus(corpus, self.context), name)
+                data = pairs if task.name in PAIR_TASKS else corpus
+                self.run(task.name, task.on_corpus(data, self.context), name,
+                         notes if task.name in PAIR_TASKS else None)  # fmt: skip
+
+    def pair_corpus(self, corpus: Corpus, manifest: Path) -> tuple[Corpus, dict[str, Any]]:
+        """The image-report pairs that retrieval, CXR-Align and normal case detection score,
+        and a note of which: for an Open-i corpus under the ``openi_pairs=all_frontal``
+        protocol, every frontal pair of every split (CXR-CLIP's Open-i test set; do not score
+        a corpus the model was trained on this way), else the scored split."""
+        is_openi = bool((corpus.frame["dataset"] == OPENI).all())
+        if not is_openi:
+            return corpus, {}
+        choice = self.options.protocol.openi_pairs
+        if choice != "all_frontal" or self.split != "test":
+            return corpus, {"openi_pairs": f"split {self.split}, every view"}
+        pairs = Corpus.load(corpus.name, manifest, None, self.embed, frontal_only=True)
+        log.info("%s: Open-i protocol: %d frontal pairs of every split", corpus.name,
+                 len(pairs.frame))
+        return pairs, {"openi_pairs": "all_frontal", "pairs": len(pairs.frame)}
 
     def run_dataset(self, name: str, root: Path, tasks: Sequence[Task]) -> None:
-        data = ReaderData.load(name, root, self.embed)
+        data = ReaderData.load(name, root, self.embed, self.options.protocol,
+                               self.data.dataset_options.get(name))
         for task in tasks:
             if task.on_dataset is not None:
                 self.run(task.name, task.on_dataset(data, self.context), name)
@@ -246,7 +279,9 @@ def write_outputs(evaluation: Evaluation, identity: dict, out: EvaluationDir,
     """Write each outcome's CSV and per-case Parquet, the ROC points and metrics.json; return
     the record."""
     record: dict[str, Any] = {**identity, "fingerprint": fingerprint,
-                              "split": evaluation.split, "tasks": {}}  # fmt: skip
+                              "split": evaluation.split,
+                              "protocol": evaluation.options.protocol.record(),
+                              "tasks": {}}  # fmt: skip
     if evaluation.failures:
         record["failed"] = dict(evaluation.failures)
     for outcome in evaluation.outcomes:
@@ -257,6 +292,8 @@ def write_outputs(evaluation: Evaluation, identity: dict, out: EvaluationDir,
             "seconds": round(outcome.seconds, 2),
             "metrics": sorted(metric_key(m, outcome.dataset) for m in outcome.result.metrics),
         }  # fmt: skip
+        if outcome.notes:
+            record["tasks"][name]["protocol"] = outcome.notes
         if outcome.result.cases is not None:
             with atomic_path(out.path / out.cases_file(name)) as tmp:
                 outcome.result.cases.to_parquet(tmp, index=False)

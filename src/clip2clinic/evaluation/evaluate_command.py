@@ -22,9 +22,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="a run directory (its final or newest checkpoint) or a checkpoint "
                         "folder (model.safetensors + config.json)")
     parser.add_argument("--data", action="append", required=True, metavar="SPEC",
-                        help="[NAME=]manifest.parquet (a prepared corpus), READER=ROOT (rsna, "
-                        "siim, vindr, chestxray14, chexpert, chexpert5x200) or "
-                        "[NAME=]cxr_align.json (a CXR-Align file to score); repeatable")
+                        help="[NAME=]manifest.parquet (a prepared corpus), "
+                        "READER[:KEY=VALUE,...]=ROOT (rsna, siim, vindr, chestxray14, chexpert, "
+                        "chexpert5x200, with reader options, e.g. siim:split=dedup=ROOT, "
+                        "chestxray14:test_list=probmed.txt=ROOT) or [NAME=]cxr_align.json (a "
+                        "CXR-Align file to score); repeatable")
+    parser.add_argument("--protocol", default="paper", choices=("paper", "clip2clinic"),
+                        help="the evaluation protocol: the paper's (CXR-CLIP/GLoRIA/ProbMed "
+                        "choices; default) or clip2clinic's own; recorded in metrics.json")
+    parser.add_argument("--protocol-choice", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one protocol choice, e.g. prompts=ensemble, "
+                        "adversarial=all, five_by_200=unique, vindr_classes=all, "
+                        "chexpert_blank=unknown, openi_pairs=split, siim_split=dedup "
+                        "(docs/evaluation.md); repeatable")
+    parser.add_argument("--labeler", choices=("manifest", "chexbert"),
+                        help="retrieval's report labels: the manifest's (default) or CheXbert's "
+                        "(as the paper; needs --chexbert-checkpoint)")
+    parser.add_argument("--chexbert-checkpoint", metavar="FILE",
+                        help="CheXbert weights (.safetensors, with its tokenizer and config.json "
+                        "beside it) for --labeler chexbert")
     parser.add_argument("--tasks", default="all", help=f"comma-separated: {TASK_HELP}")
     parser.add_argument("--out", help="output folder (default RUN/evaluation)")
     parser.add_argument("--cache", help="embedding cache folder (default OUT/embeddings)")
@@ -52,8 +68,15 @@ def run(args: argparse.Namespace) -> int:
         parse_data,
         parse_tasks,
     )
+    from clip2clinic.evaluation.protocol import get_protocol
 
-    options = Options(split=args.split, seed=args.seed, n_boot=args.n_boot)
+    choices = list(args.protocol_choice)
+    if args.labeler:
+        choices.append(f"labeler={args.labeler}")
+    if args.chexbert_checkpoint:
+        choices.append(f"chexbert_checkpoint={args.chexbert_checkpoint}")
+    protocol = get_protocol(args.protocol, choices)
+    options = Options(split=args.split, seed=args.seed, n_boot=args.n_boot, protocol=protocol)
     failure = None
     try:
         record = evaluate(args.checkpoint, parse_data(args.data), parse_tasks(args.tasks),

@@ -56,8 +56,8 @@ def score_normal_detection(normal_image_emb: np.ndarray, normal_report_emb: np.n
         raise ValueError(f"score_normal_detection: k must be at least 1, got {k}")
     size = min(k, len(abnormal))
     if size < k:
-        log.info("normal detection: %d abnormal reports available, fewer than k = %d",
-                 len(abnormal), k)
+        log.warning("normal detection: K = %d abnormal reports per query (only %d available; "
+                    "the protocol asks for %d)", size, len(abnormal), k)
     drawn = np.sort(np.random.default_rng(seed).choice(len(abnormal), size, replace=False))
     haystack = abnormal[drawn]
 
@@ -98,7 +98,10 @@ def run_normal_detection(corpus: Corpus, context: Context) -> Iterator[Scored]:
         corpus.images[normal], embed(normal_reports), embed(abnormal), seed=context.seed,
         groups=corpus.patients[normal],
     )  # fmt: skip
-    yield Scored(corpus.name, with_ids(result, corpus.ids[normal]))
+    k = int(result.table["candidates"].iloc[0]) - 1 if len(result.table) else 0
+    notes = {"k": k, "k_protocol": DEFAULT_K, "normal_images": int(normal.sum()),
+             "abnormal_reports": len(abnormal)}  # fmt: skip
+    yield Scored(corpus.name, with_ids(result, corpus.ids[normal]), notes=notes)
 
 
 TASK = Task("normal_detection", on_corpus=run_normal_detection)

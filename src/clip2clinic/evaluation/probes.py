@@ -316,14 +316,22 @@ def run_probes_corpus(corpus: Corpus, context: Context) -> Iterator[Scored]:
 
 
 def run_probes_dataset(data: ReaderData, context: Context) -> Iterator[Scored]:
-    """Probes over a reader dataset's classes where it has train, validate and test splits."""
+    """Probes over a reader dataset's classes where it has train, validate and test splits,
+    then RSNA-ab (``<name>_ab``: pneumonia against the other abnormal images, normal images
+    left out of every split) where the dataset has RSNA's detailed classes."""
     split = data.split
     if data.is_five_by_200 or not set(SPLITS) <= set(split):
         return
     patients = data.patients
-    splits = {s: (data.images[split == s], data.labels[split == s], patients[split == s])
-              for s in SPLITS}  # fmt: skip
-    yield run_probes(splits, data.classes, data.name, context)
+    tasks = [(data.labels, data.classes, data.name)]
+    ab = data.rsna_ab_labels()
+    if ab is not None:
+        tasks.append((ab, ["Pneumonia"], f"{data.name}_ab"))
+    for labels, classes, name in tasks:
+        splits = {s: (data.images[split == s], labels[split == s], patients[split == s])
+                  for s in SPLITS}  # fmt: skip
+        scored = run_probes(splits, classes, name, context)
+        yield scored._replace(notes=data.notes or None)
 
 
 TASK = Task("probes", on_corpus=run_probes_corpus, on_dataset=run_probes_dataset)

@@ -148,22 +148,39 @@ def _label_scores(query: np.ndarray, retrieved: np.ndarray) -> tuple[np.ndarray,
     return precision, recall, f1
 
 
+def report_labels(texts: Sequence[str], corpus_labels: np.ndarray, context: Context,
+                  ) -> tuple[np.ndarray, str]:  # fmt: skip
+    """The CheXpert labels of the candidate reports ``texts`` under the protocol's
+    ``labeler``: the manifest's (``corpus_labels``, one row per text) or CheXbert's, and a
+    note of which."""
+    protocol = context.protocol
+    if protocol.labeler == "manifest":
+        return corpus_labels, "manifest"
+    from clip2clinic.reports.labeler import get_labeler  # torch/transformers only when asked
+
+    labeler = get_labeler("chexbert", protocol.chexbert_checkpoint)
+    labels = labeler.label_many(texts).to_numpy(dtype=np.float32)
+    return labels, f"chexbert {protocol.chexbert_checkpoint}"
+
+
 def run_retrieval(corpus: Corpus, context: Context) -> Iterator[Scored]:
     """Retrieval on a manifest's scored split: every image queries the split's reports, one
-    candidate per study."""
+    candidate per study; an image's labels are those of its own study's report, from the
+    protocol's labeler."""
     first = ~corpus.frame["study_id"].duplicated().to_numpy()
     studies = corpus.frame[first].reset_index(drop=True)
     pair_index = corpus.frame["study_id"].map({s: i for i, s in enumerate(studies["study_id"])})
+    pair_index = pair_index.to_numpy()
     texts = [as_text(t) for t in studies["report"]]
+    labels, labeler = report_labels(texts, corpus.labels[first], context)
     result = with_ids(score_retrieval(
-        corpus.images, context.embed(texts), corpus.labels, corpus.labels[first],
-        pair_index=pair_index.to_numpy(), report_texts=texts, seed=context.seed,
-        groups=corpus.patients,
+        corpus.images, context.embed(texts), labels[pair_index], labels,
+        pair_index=pair_index, report_texts=texts, seed=context.seed, groups=corpus.patients,
     ), corpus.ids)  # fmt: skip
     study = studies["study_id"].map(as_text).to_numpy()
     at = result.cases.columns.get_loc("retrieved_report") + 1
     result.cases.insert(at, "retrieved_study_id", study[result.cases["retrieved_report"]])
-    yield Scored(corpus.name, result)
+    yield Scored(corpus.name, result, notes={"labeler": labeler})
 
 
 TASK = Task("retrieval", on_corpus=run_retrieval)

@@ -16,21 +16,24 @@ Task modules import this module for types only; it imports none of them.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from clip2clinic.data.datasets import READERS, open_dataset
+from clip2clinic.data.datasets.rsna import rsna_ab_labels
 from clip2clinic.data.manifest import label_matrix, read_manifest
 from clip2clinic.data.prepare.pipeline import cache_dir_for
 from clip2clinic.evaluation.classwise import blank_as_negative
 from clip2clinic.evaluation.embeddings import cached_image_embeddings, cached_text_embeddings
+from clip2clinic.evaluation.protocol import PROTOCOLS, Protocol
 from clip2clinic.evaluation.results import dataset_key
 from clip2clinic.evaluation.tasks import ID_COLUMNS
 from clip2clinic.io import InputError, as_text
@@ -40,6 +43,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Manifest ``view`` values of frontal images (Open-i's "Frontal", MIMIC's "PA"/"AP").
+FRONTAL_VIEWS = frozenset({"frontal", "pa", "ap"})
 #: The reader dataset scored by CheXpert 5x200 accuracy only.
 FIVE_BY_200 = "chexpert5x200"
 
@@ -51,6 +56,8 @@ class DataSources:
     manifests: dict[str, Path] = field(default_factory=dict)
     datasets: dict[str, Path] = field(default_factory=dict)
     cxr_align_files: dict[str, Path] = field(default_factory=dict)
+    #: Reader options given in ``--data READER:KEY=VALUE[,KEY=VALUE]=ROOT``, per reader.
+    dataset_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def cxr_align_file(self, name: str) -> Path | None:
         """The CXR-Align file to score on manifest ``name``: the one of the same NAME, else the
@@ -62,28 +69,58 @@ class DataSources:
 
 
 def parse_data(specs: Iterable[str]) -> DataSources:
-    """Sort ``--data`` values into manifests, reader datasets and CXR-Align files."""
+    """Sort ``--data`` values into manifests, reader datasets (with their options) and
+    CXR-Align files."""
     sources = DataSources()
     named_manifests: list[str] = []
     for spec in specs:
         name, _, location = spec.rpartition("=")
         path = Path(location)
+        reader, colon, options = name.partition(":")
         if path.suffix == ".parquet":
             named_manifests.append(name or path.stem)
             sources.manifests[name or path.stem] = path
         elif path.suffix == ".json":
             sources.cxr_align_files[name or path.stem] = path
-        elif name.lower() in READERS:
-            sources.datasets[name.lower()] = path
+        elif reader.lower() in READERS:
+            sources.datasets[reader.lower()] = path
+            if colon:
+                sources.dataset_options[reader.lower()] = parse_reader_options(spec, options)
         else:
             raise InputError(
                 f"--data {spec!r}: expected [NAME=]manifest.parquet, [NAME=]cxr_align.json or "
-                f"READER=ROOT with READER one of {', '.join(READERS)}"
+                f"READER[:KEY=VALUE,...]=ROOT with READER one of {', '.join(READERS)}"
             )
     if not (sources.manifests or sources.datasets):
         raise InputError("--data: give at least one prepared manifest or dataset root")
     _check_names([*named_manifests, *sources.datasets])
     return sources
+
+
+def parse_reader_options(spec: str, text: str) -> dict[str, Any]:
+    """``KEY=VALUE[,KEY=VALUE]`` reader options: integers and decimals as numbers, ``a|b`` as a
+    list, ``none`` as None, anything else as text (``siim:split=gloria``,
+    ``chestxray14:test_list=/data/probmed.txt``)."""
+    options: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--data {spec!r}: reader option {item!r} is not KEY=VALUE")
+        options[key.strip()] = _option_value(value.strip())
+    return options
+
+
+def _option_value(value: str) -> Any:
+    if value.lower() == "none":
+        return None
+    if "|" in value:
+        return [v for v in value.split("|") if v]
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
 
 
 def _check_names(names: Sequence[str]) -> None:
@@ -127,10 +164,17 @@ class Corpus:
     images: np.ndarray
 
     @classmethod
-    def load(cls, name: str, manifest: Path, split: str, embed: Embedder) -> Corpus:
-        frame = read_manifest(manifest, split=split).reset_index(drop=True)
+    def load(cls, name: str, manifest: Path, split: str | None, embed: Embedder,
+             frontal_only: bool = False) -> Corpus:  # fmt: skip
+        """The rows of ``split`` (None: every split), only frontal views with
+        ``frontal_only``, and their image embeddings."""
+        frame = read_manifest(manifest, split=split)
+        if frontal_only:
+            frame = frame[frame["view"].str.lower().isin(FRONTAL_VIEWS)]
+        frame = frame.reset_index(drop=True)
         if frame.empty:
-            raise InputError(f"{manifest}: no rows in split {split!r}")
+            what = "frontal rows" if frontal_only else "rows"
+            raise InputError(f"{manifest}: no {what} in split {split or 'any'!r}")
         cache = cache_dir_for(manifest)
         images, ok = embed.images([cache / p for p in frame["image_cache"]])
         if not ok.all():
@@ -160,23 +204,48 @@ class Corpus:
 @dataclass
 class ReaderData:
     """A reader dataset's images with their embeddings, labels (``len(frame) x
-    len(classes)``) and frame (readable images only)."""
+    len(classes)``) and frame (readable images only), as the protocol reads them; ``notes``:
+    what the protocol and the reader chose (class set, label reading, test set), for
+    metrics.json."""
 
     name: str
     frame: pd.DataFrame
     images: np.ndarray
     labels: np.ndarray
     classes: list[str]
+    notes: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, name: str, root: Path, embed: Embedder) -> ReaderData:
-        dataset = open_dataset(name, root)
+    def load(cls, name: str, root: Path, embed: Embedder,
+             protocol: Protocol | None = None,
+             options: dict[str, Any] | None = None) -> ReaderData:  # fmt: skip
+        """Open reader ``name`` on ``root`` with the protocol's reader options, overridden by
+        ``options`` (``--data READER:KEY=VALUE=ROOT``), and read its labels the protocol's
+        way (class set, blank labels)."""
+        protocol = protocol or PROTOCOLS["paper"]
+        chosen = {**protocol.reader_options(name), **(options or {})}
+        takes = inspect.signature(READERS[name]).parameters
+        unknown = sorted(set(chosen) - set(takes) - {"root", "transform"})
+        if unknown:
+            raise InputError(f"--data {name}: the reader takes no option {unknown[0]!r}; it "
+                             f"takes {', '.join(sorted(set(takes) - {'root', 'transform'}))}")
+        try:
+            dataset = open_dataset(name, root, **chosen)
+        except ValueError as exc:  # a bad option value
+            raise InputError(f"--data {name}: {exc}") from None
         frame = dataset.csv.reset_index(drop=True)
         present = frame["path"].notna().to_numpy()
         images, ok = embed.images(frame.loc[present, "path"].tolist())
         usable = np.flatnonzero(present)[ok]
-        return cls(name, frame.iloc[usable].reset_index(drop=True), images[ok],
-                   dataset.labels[usable], list(dataset.pathologies))  # fmt: skip
+        frame = frame.iloc[usable].reset_index(drop=True)
+        test = (frame["split"] == "test").to_numpy()
+        columns, labels, notes = protocol.reader_labels(
+            name, list(dataset.pathologies), dataset.labels[usable], test if test.any() else None)
+        notes = {"reader_options": chosen, **notes}
+        if getattr(dataset, "source", None):
+            notes["source"] = dataset.source
+        return cls(name, frame, images[ok], labels[:, columns],
+                   [dataset.pathologies[c] for c in columns], notes)  # fmt: skip
 
     @property
     def split(self) -> np.ndarray:
@@ -197,6 +266,14 @@ class ReaderData:
         """Rows of the test split; every row when the dataset has no test split."""
         test = self.split == "test"
         return test if test.any() else np.ones(len(self.frame), dtype=bool)
+
+    def rsna_ab_labels(self) -> np.ndarray | None:
+        """RSNA-ab labels (``len(frame) x 1``: 1 pneumonia, 0 other abnormal, NaN normal) where
+        the dataset has RSNA's detailed classes; None elsewhere."""
+        detailed = self.frame.get("detailed_class")
+        if detailed is None or not detailed.notna().any():
+            return None
+        return rsna_ab_labels(detailed.fillna("Normal"))[:, None]
 
     @property
     def is_five_by_200(self) -> bool:
@@ -224,6 +301,7 @@ class Context:
     n_boot: int
     probe_seeds: tuple[int, ...]
     probe_c_grid: tuple[float, ...]
+    protocol: Protocol = PROTOCOLS["paper"]
 
     def corpus(self, name: str, split: str) -> Corpus:
         """Another split of manifest ``name`` (the probes read train and validate)."""

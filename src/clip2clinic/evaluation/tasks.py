@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 
@@ -29,12 +29,13 @@ if TYPE_CHECKING:
 
 
 class Scored(NamedTuple):
-    """A task's result on one dataset (the name its metrics are keyed by) and, for zero-shot,
-    its ROC points."""
+    """A task's result on one dataset (the name its metrics are keyed by), for zero-shot its
+    ROC points, and the protocol choices it used (written into metrics.json)."""
 
     dataset: str
     result: TaskResult
     curves: pd.DataFrame | None = None
+    notes: dict[str, Any] | None = None
 
 
 #: The id columns that lead every per-case table (``""`` where a dataset has none).

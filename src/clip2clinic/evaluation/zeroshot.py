@@ -22,7 +22,7 @@ import math
 import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +32,9 @@ import pandas as pd
 from scipy.special import expit
 from sklearn.metrics import roc_curve
 
+# RSNA-ab's labels live with the RSNA reader; re-exported here, where RSNA-ab is scored.
+from clip2clinic.data.datasets.rsna import RSNA_AB_CLASSES as RSNA_AB_CLASSES
+from clip2clinic.data.datasets.rsna import rsna_ab_labels as rsna_ab_labels
 from clip2clinic.evaluation.classwise import (
     auc_strata,
     finite_image_rows,
@@ -57,38 +60,48 @@ if TYPE_CHECKING:
 TextEmbedder = Callable[[Sequence[str]], np.ndarray]
 
 BINARY_PROMPTS_FILE = Path(__file__).with_name("zeroshot_prompts.json")
+CXR_CLIP_PROMPTS_FILE = Path(__file__).with_name("zeroshot_prompts_cxr_clip.json")
 FIVE_BY_200_PROMPTS_FILE = Path(__file__).with_name("chexpert5x200_prompts.json")
 FIVE_BY_200_CLASSES = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion")
 
-#: RSNA's detailed class (stage_2_detailed_class_info.csv) -> RSNA-ab label: pneumonia (lung
-#: opacity) against every other abnormal image; normal images are not part of the task.
-RSNA_AB_CLASSES = {"Lung Opacity": 1.0, "No Lung Opacity / Not Normal": 0.0, "Normal": math.nan}
 
 
 @dataclass(frozen=True)
 class PromptTemplates:
-    """Binary prompt ensembles: templates with ``{c}``, class wording, special cases."""
+    """Binary prompt ensembles: templates with ``{c}``, class wording, special cases, and
+    per-dataset special cases (``datasets``: reader name -> class -> pair). ``verbatim``: the
+    class name fills ``{c}`` as the dataset spells it ('_' read as a space), not lower-cased."""
 
     positive: tuple[str, ...]
     negative: tuple[str, ...]
     wording: Mapping[str, str]
     special: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]
     skip: frozenset[str]
+    verbatim: bool = False
+    datasets: Mapping[str, Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]] = (
+        field(default_factory=dict))
 
     @classmethod
     def load(cls, path: str | Path = BINARY_PROMPTS_FILE) -> PromptTemplates:
-        """Read a prompt file in the layout of ``zeroshot_prompts.json``."""
+        """Read a prompt file in the layout of ``zeroshot_prompts.json`` (or
+        ``zeroshot_prompts_cxr_clip.json``)."""
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         return cls(
             positive=tuple(data["positive"]),
             negative=tuple(data["negative"]),
             wording={_key(k): v for k, v in data.get("wording", {}).items()},
-            special={
-                _key(k): (tuple(v["positive"]), tuple(v["negative"]))
-                for k, v in data.get("special", {}).items()
-            },
+            special=_pairs(data.get("special", {})),
             skip=frozenset(_key(k) for k in data.get("skip", ())),
-        )
+            verbatim=bool(data.get("verbatim", False)),
+            datasets={name.lower(): _pairs(pairs)
+                      for name, pairs in data.get("datasets", {}).items()},
+        )  # fmt: skip
+
+    def for_dataset(self, reader: str) -> PromptTemplates:
+        """These templates with reader ``reader``'s own pairs (e.g. BioViL's for RSNA) added to
+        the special cases."""
+        own = self.datasets.get(reader.lower())
+        return replace(self, special={**self.special, **own}) if own else self
 
     def prompts(self, class_name: str) -> tuple[list[str], list[str]] | None:
         """The positive and negative prompts of a class; None when it has no meaningful prompt."""
@@ -98,11 +111,17 @@ class PromptTemplates:
         if key in self.special:
             positive, negative = self.special[key]
             return list(positive), list(negative)
-        words = self.wording.get(key, key)
+        name = re.sub(r"\s+", " ", class_name.replace("_", " ")).strip()
+        words = self.wording.get(key, name if self.verbatim else key)
         return (
             [_sentence(t.format(c=words)) for t in self.positive],
             [_sentence(t.format(c=words)) for t in self.negative],
         )
+
+
+def _pairs(data: Mapping[str, Mapping[str, Sequence[str]]],
+           ) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:  # fmt: skip
+    return {_key(k): (tuple(v["positive"]), tuple(v["negative"])) for k, v in data.items()}
 
 
 def _key(class_name: str) -> str:
@@ -120,15 +139,14 @@ def default_templates() -> PromptTemplates:
     return PromptTemplates.load()
 
 
-def rsna_ab_labels(detailed_classes: Sequence[str]) -> np.ndarray:
-    """RSNA-ab labels from RSNA's detailed class per image: 1 pneumonia, 0 other abnormal, NaN
-    normal (left out); an unknown class name raises ValueError naming it."""
-    unknown = sorted(set(detailed_classes) - set(RSNA_AB_CLASSES))
-    if unknown:
-        raise ValueError(
-            f"unknown RSNA detailed class {unknown[0]!r}; expected {list(RSNA_AB_CLASSES)}"
-        )
-    return np.array([RSNA_AB_CLASSES[c] for c in detailed_classes], dtype=float)
+#: ``prompts`` protocol choice -> its prompt file.
+PROMPT_FILES = {"ensemble": BINARY_PROMPTS_FILE, "cxr_clip": CXR_CLIP_PROMPTS_FILE}
+
+
+@cache
+def protocol_templates(choice: str) -> PromptTemplates:
+    """The binary prompts of a ``prompts`` protocol choice (``cxr_clip`` or ``ensemble``)."""
+    return PromptTemplates.load(PROMPT_FILES[choice])
 
 
 def embed_prompt_sets(
@@ -267,13 +285,23 @@ def _columns(prefix: str, estimate: Estimate) -> dict[str, float]:
     return {prefix: estimate.value, f"{prefix}_low": estimate.low, f"{prefix}_high": estimate.high}
 
 
+#: ``five_by_200`` protocol choices: keep repeated prompt combinations (CXR-CLIP) or not.
+FIVE_BY_200_PROMPT_SETS = ("cxr_clip", "unique")
+
+
 def five_by_200_prompts(
     path: str | Path = FIVE_BY_200_PROMPTS_FILE,
     per_class: int | None = None,
     seed: int = 0,
+    prompt_set: str = "unique",
 ) -> dict[str, list[str]]:
-    """Class -> prompts: every combination of the class's word lists (blanks dropped,
-    duplicates removed), or ``per_class`` of them drawn with ``seed`` (all when fewer)."""
+    """Class -> prompts: every combination of the class's word lists (blanks dropped), each
+    distinct prompt once (``prompt_set`` "unique") or repeats kept as CXR-CLIP generates them
+    ("cxr_clip": a word listed twice makes its prompts weigh twice in the class's mean), or
+    ``per_class`` of them drawn with ``seed`` (all when fewer)."""
+    if prompt_set not in FIVE_BY_200_PROMPT_SETS:
+        raise ValueError(f"prompt_set must be one of {FIVE_BY_200_PROMPT_SETS}, "
+                         f"got {prompt_set!r}")
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     rng = np.random.default_rng(seed)
     prompts = {}
@@ -281,7 +309,9 @@ def five_by_200_prompts(
         if name.startswith("_"):
             continue
         combos = (" ".join(w for w in words if w) for words in itertools.product(*word_lists))
-        every = list(dict.fromkeys(re.sub(r"\s+", " ", c).strip() for c in combos))
+        every = [re.sub(r"\s+", " ", c).strip() for c in combos]
+        if prompt_set == "unique":
+            every = list(dict.fromkeys(every))
         if per_class is not None and per_class < len(every):
             every = [every[i] for i in sorted(rng.choice(len(every), per_class, replace=False))]
         prompts[name] = every
@@ -298,12 +328,14 @@ def zero_shot_5x200(
     seed: int = 0,
     n_boot: int = N_BOOTSTRAP,
     groups: np.ndarray | None = None,
+    prompt_set: str = "unique",
 ) -> TaskResult:
     """CheXpert 5x200 accuracy: each image goes to the class whose prompts it is most similar
     to on average (mean cosine similarity over the class's prompts).
 
     ``class_index``: the true class of each image, an index into ``class_names``. All prompts
-    are used unless ``prompts_per_class`` asks for a seeded sample. Metric ``chexpert5x200_acc``
+    are used unless ``prompts_per_class`` asks for a seeded sample; ``prompt_set``: see
+    :func:`five_by_200_prompts`. Metric ``chexpert5x200_acc``
     with its Wilson interval (by patient with ``groups``); the table has one row per true class
     (its accuracy and where its images went). ``seed`` and ``n_boot`` are kept for callers;
     accuracies need no bootstrap. The per-case results have one row per image: its ``class``,
@@ -319,7 +351,8 @@ def zero_shot_5x200(
     bad = np.flatnonzero((truth < 0) | (truth >= len(class_names)))
     if bad.size:
         raise ValueError(f"class_index row {bad[0]}: {truth[bad[0]]} is not a class index")
-    every = five_by_200_prompts(per_class=prompts_per_class, seed=prompt_seed)
+    every = five_by_200_prompts(per_class=prompts_per_class, seed=prompt_seed,
+                                prompt_set=prompt_set)
     missing = [c for c in class_names if c not in every]
     if missing:
         raise ValueError(f"no 5x200 prompts for class {missing[0]!r}; known: {list(every)}")
@@ -356,15 +389,23 @@ def zero_shot_5x200(
 
 
 def run_zeroshot(images: np.ndarray, labels: np.ndarray, classes: Sequence[str], name: str,
-                 context: Context, groups: np.ndarray, ids: pd.DataFrame) -> Scored:
-    """:func:`zero_shot_binary` of one dataset with the model's temperature, and its ROC
-    points (task ``zeroshot_<name>``); ``ids``: the images' ids for the per-case results."""
-    result = zero_shot_binary(images, labels, classes, context.embed, name,
+                 context: Context, groups: np.ndarray, ids: pd.DataFrame, reader: str = "",
+                 notes: Mapping[str, object] | None = None) -> Scored:
+    """:func:`zero_shot_binary` of one dataset with the protocol's prompts (``reader``'s own
+    pairs where it has them) and the model's temperature, and its ROC points (task
+    ``zeroshot_<name>``); ``ids``: the images' ids for the per-case results; ``notes``: what
+    the dataset's protocol chose, recorded with the prompts used."""
+    templates = protocol_templates(context.protocol.prompts).for_dataset(reader)
+    result = zero_shot_binary(images, labels, classes, context.embed, name, templates,
                               temperature=context.temperature, seed=context.seed,
                               n_boot=context.n_boot, groups=groups)  # fmt: skip
-    scores = binary_scores(images, classes, context.embed, temperature=context.temperature)
+    scores = binary_scores(images, classes, context.embed, templates, context.temperature)
     curves = roc_points(f"zeroshot_{name}", labels, scores, classes)
-    return Scored(name, with_ids(result, ids), curves)
+    used = {c: templates.prompts(c) for c in classes}
+    record = {**(notes or {}), "prompts": context.protocol.prompts,
+              "classes": {c: None if p is None else {"positive": p[0], "negative": p[1]}
+                          for c, p in used.items()}}  # fmt: skip
+    return Scored(name, with_ids(result, ids), curves, record)
 
 
 def roc_points(task: str, labels: np.ndarray, scores: np.ndarray, classes: Sequence[str]):
@@ -382,7 +423,7 @@ def roc_points(task: str, labels: np.ndarray, scores: np.ndarray, classes: Seque
 def run_zeroshot_corpus(corpus: Corpus, context: Context) -> Iterator[Scored]:
     """Zero-shot over the 13 CheXpert findings of a manifest's scored split."""
     yield run_zeroshot(corpus.images, corpus.findings, FINDINGS, corpus.name, context,
-                       corpus.patients, corpus.ids)
+                       corpus.patients, corpus.ids, notes={"blank_labels": "negative"})
 
 
 def run_zeroshot_dataset(data: ReaderData, context: Context) -> Iterator[Scored]:
@@ -394,23 +435,28 @@ def run_zeroshot_dataset(data: ReaderData, context: Context) -> Iterator[Scored]
     test = data.test
     patients, ids = data.patients[test], data.ids[test]
     yield run_zeroshot(data.images[test], data.labels[test], data.classes, data.name, context,
-                       patients, ids)
-    detailed = data.frame.get("detailed_class")
-    if detailed is not None and detailed.notna().any():
-        ab = rsna_ab_labels(detailed[test].fillna("Normal"))[:, None]
-        yield run_zeroshot(data.images[test], ab, ["Pneumonia"], f"{data.name}_ab", context,
-                           patients, ids)
+                       patients, ids, data.name, data.notes)
+    ab = data.rsna_ab_labels()
+    if ab is not None:
+        yield run_zeroshot(data.images[test], ab[test], ["Pneumonia"], f"{data.name}_ab",
+                           context, patients, ids, data.name, data.notes)
 
 
 def run_chexpert5x200(data: ReaderData, context: Context) -> Iterator[Scored]:
     """CheXpert 5x200 accuracy of the ``chexpert5x200`` dataset (every listed image)."""
     if not data.is_five_by_200:
         return
+    prompt_set = context.protocol.five_by_200
     result = zero_shot_5x200(
         data.images, data.labels.argmax(axis=1), context.embed, data.classes, seed=context.seed,
-        n_boot=context.n_boot, groups=data.patients,
+        n_boot=context.n_boot, groups=data.patients, prompt_set=prompt_set,
     )  # fmt: skip
-    yield Scored(data.name, with_ids(result, data.ids))
+    n_prompts = dict(zip(result.table["class"], result.table["n_prompts"].astype(int).tolist(),
+                         strict=True))  # fmt: skip
+    notes = {**data.notes, "prompts": prompt_set, "n_prompts": n_prompts,
+             "prompt_source": "chexpert5x200_prompts.json (GLoRIA's word lists as in CXR-CLIP's "
+                              "cxrclip/prompt/constants.py)"}  # fmt: skip
+    yield Scored(data.name, with_ids(result, data.ids), notes=notes)
 
 
 TASK = Task("zeroshot", on_corpus=run_zeroshot_corpus, on_dataset=run_zeroshot_dataset)

@@ -8,7 +8,13 @@ from reports and list every finding found, so absence is a negative, not unknown
 Splits: the official ``test_list.txt`` -> "test"; ``train_val_list.txt`` is split by patient
 into "train" and "validate" (``validation_fraction`` of its patients, seeded). The official
 lists are patient-disjoint, so no patient crosses splits. Images listed in neither file are
-dropped (and counted in ``unlisted``). PNGs are found in any ``images*`` folder of the root
+dropped (and counted in ``unlisted``).
+
+``test_list``: another list of test images (one image name per line), e.g. the ChestX-ray14
+images ProbMed selected, which the paper evaluates on. Those images are the test split, the
+other official test images are dropped, and train/validate keep only the train_val patients
+who have no image in the list (so no patient crosses splits). ``source`` says which test set
+was used. PNGs are found in any ``images*`` folder of the root
 (``images_001/images/...`` as unpacked from the NIH archives, or a flat ``images/``).
 """
 
@@ -31,7 +37,7 @@ from clip2clinic.data.datasets.base import (
     require,
 )
 from clip2clinic.data.datasets.splits import group_split
-from clip2clinic.io import read_table
+from clip2clinic.io import InputError, read_table
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +67,19 @@ def finding_labels(findings: pd.Series) -> np.ndarray:
     return labels
 
 
+def _subset(entries: pd.DataFrame, path: Path) -> set[str]:
+    """The image names of a test list file; a name not in the data entry file is an error."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such test list")
+    names = {Path(n).name for n in read_list(path)}
+    names = {n if n.lower().endswith(".png") else f"{n}.png" for n in names}
+    unknown = sorted(names - set(entries["Image Index"]))
+    if unknown:
+        raise InputError(f"{path}: {len(unknown)} image(s) not in the data entry file "
+                         f"(or not of the kept views), e.g. {unknown[0]}")
+    return names
+
+
 class ChestXray14(XrayDataset):
     """NIH ChestX-ray14 with the official test list and a patient-level validation split."""
 
@@ -79,10 +98,13 @@ ROOT/
         views: Sequence[str] | None = None,
         validation_fraction: float = 0.1,
         seed: int = 0,
+        test_list: str | os.PathLike | None = None,
         transform: Callable[[np.ndarray], Any] | None = None,
     ) -> None:
         """``views``: View Position values to keep ("PA", "AP"; None: all);
-        ``validation_fraction``: share of train_val_list patients moved to "validate"."""
+        ``validation_fraction``: share of train_val_list patients moved to "validate";
+        ``test_list``: a file of test image names replacing the official test list (see the
+        module notes)."""
         root = Path(root)
         require(type(self), root, TRAIN_VAL, TEST)
         entries_file = first_existing(type(self), root, ENTRY_FILES)
@@ -96,6 +118,13 @@ ROOT/
             wanted = {v.upper() for v in views}
             entries = entries[entries["View Position"].fillna("").str.upper().isin(wanted)]
         test, train_val = read_list(root / TEST), read_list(root / TRAIN_VAL)
+        self.source = f"official {TEST}"
+        if test_list is not None:
+            test = _subset(entries, Path(test_list))
+            kept = ~entries["Patient ID"].isin(entries.loc[entries["Image Index"].isin(test),
+                                                           "Patient ID"])
+            train_val = set(entries.loc[kept, "Image Index"]) & train_val
+            self.source = f"test list {test_list} ({len(test)} images)"
         in_test = entries["Image Index"].isin(test)
         listed = in_test | entries["Image Index"].isin(train_val)
         self.unlisted = int((~listed).sum())

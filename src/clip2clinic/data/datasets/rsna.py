@@ -17,6 +17,7 @@ Splits (``split=``):
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,6 +35,21 @@ IMAGES = "stage_2_train_images"
 #: Optional: the detailed class of each image (Lung Opacity, No Lung Opacity / Not Normal,
 #: Normal), read into the ``detailed_class`` column when present (RSNA-ab uses it).
 DETAILED = "stage_2_detailed_class_info.csv"
+#: RSNA's detailed class (stage_2_detailed_class_info.csv) -> RSNA-ab label: pneumonia (lung
+#: opacity) against every other abnormal image; normal images are not part of the task.
+RSNA_AB_CLASSES = {"Lung Opacity": 1.0, "No Lung Opacity / Not Normal": 0.0, "Normal": math.nan}
+
+
+def rsna_ab_labels(detailed_classes: Sequence[str]) -> np.ndarray:
+    """RSNA-ab labels from RSNA's detailed class per image: 1 pneumonia, 0 other abnormal, NaN
+    normal (left out); an unknown class name raises ValueError naming it."""
+    unknown = sorted(set(detailed_classes) - set(RSNA_AB_CLASSES))
+    if unknown:
+        raise ValueError(
+            f"unknown RSNA detailed class {unknown[0]!r}; expected {list(RSNA_AB_CLASSES)}"
+        )
+    return np.array([RSNA_AB_CLASSES[c] for c in detailed_classes], dtype=float)
+
 
 
 class RsnaPneumonia(XrayDataset):
