@@ -70,6 +70,7 @@ from clip2clinic.evaluation.sources import (
 )
 from clip2clinic.evaluation.tasks import Scored, Task
 from clip2clinic.io import InputError, atomic_path, write_csv_atomic, write_text_atomic
+from clip2clinic.provenance import device_name, provenance
 
 __all__ = ["REGISTRY", "TASKS", "DataSources", "Options", "evaluate", "parse_data",
            "parse_tasks", "run_identity"]  # fmt: skip
@@ -244,6 +245,8 @@ def evaluate(
         evaluation.run_manifest(name, manifest, selected)
     for name, root in data.datasets.items():
         evaluation.run_dataset(name, root, selected)
+    identity["provenance"] = provenance(data.manifests,
+                                        seed=identity["seed"], device=device_name(device))
     record = write_outputs(evaluation, identity, out, model.fingerprint)
     if evaluation.failures:
         failed = "; ".join(f"{k}: {v}" for k, v in evaluation.failures.items())
