@@ -11,8 +11,9 @@ import stat
 import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from training_fixtures import tiny_config
+from training_fixtures import tiny_config, tiny_config_file
 
+from clip2clinic.cli import main
 from clip2clinic.data.manifest import split_sizes
 from clip2clinic.io import InputError
 from clip2clinic.provenance import file_sha256
@@ -111,3 +112,25 @@ def test_a_tracker_that_is_not_installed_is_a_clear_error(tiny_prepared_phantom,
 def test_split_sizes_counts_rows_per_split(tiny_prepared_phantom):
     sizes = split_sizes(tiny_prepared_phantom)
     assert sizes["train"] >= 24 and sizes["validate"] >= 2 and sum(sizes.values()) >= 40
+
+
+def test_train_dry_run_prints_the_resolved_config_and_trains_nothing(tiny_prepared_phantom,
+                                                                     tmp_path, capsys):
+    args = ["train", "--config", str(tiny_config_file(tmp_path)), "--variant", "dt", "--manifest",
+            str(tiny_prepared_phantom), "--out", str(tmp_path / "run"), "--seed", "7",
+            "--epochs", "3"]  # fmt: skip
+    assert main([*args, "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    config = yaml.safe_load(printed)
+    assert (config["train"]["seed"], config["train"]["epochs"]) == (7, 3)
+    assert config["variant"] == "dt" and config["loss"]["streams"] == ["t"]
+    batches = split_sizes(tiny_prepared_phantom)["train"] // 8
+    assert f"x 3 epochs = {3 * batches} steps; starts a fresh run" in printed
+    assert not (tmp_path / "run").exists()
+    assert main([*args, "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out) == config
+    # a finished run is refused by the dry run as by training
+    assert main([*args, "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--epochs", "1", "--dry-run"]) == 2
+    assert "already finished" in capsys.readouterr().err

@@ -279,6 +279,24 @@ def resolve_run(config: TrainConfig) -> Path | None:
     return resume_from
 
 
+def plan(config: TrainConfig) -> str:
+    """What :func:`train` would do with ``config``, in one line (``train --dry-run``): the
+    rows, batches and steps, and a fresh run or the checkpoint it resumes; InputError when it
+    would refuse (no manifest, a finished run, a changed config)."""
+    resume_from = resolve_run(config)
+    sizes = split_sizes(config.data.manifest)
+    rows = sizes[config.data.split]
+    batches = rows // config.data.batch_size
+    if batches == 0:
+        raise InputError(f"{config.data.manifest}: split {config.data.split!r} has {rows} rows, "
+                         f"fewer than one batch of {config.data.batch_size}")
+    start = (f"resumes from {resume_from}" if resume_from is not None
+             else f"starts a fresh run in {config.out}")
+    return (f"{rows} {config.data.split} rows, {sizes['validate']} validate rows; "
+            f"{batches} batches of {config.data.batch_size} per epoch x {config.train.epochs} "
+            f"epochs = {batches * config.train.epochs} steps; {start}")
+
+
 def _refuse_changed_config(run: Path, config: TrainConfig) -> None:
     """Raise InputError when ``run``'s saved config differs from ``config`` in more than
     :data:`RESUMABLE_CHANGES`, naming the keys."""
