@@ -13,7 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "aggregates and METRIC/DATASET) with its 95% interval (_low, _high) and seed spread "
         "(_seed_sd); writes OUT, OUT with .md (the headline table, then per-dataset tables in "
         "the layouts of the paper's Tables 2, 5, 6), and the figures OUT_headline.png, "
-        "OUT_roc.png (a panel per class) and OUT_training.png (from the runs' logs) beside it. Two runs holding the same checkpoint (metrics.json fingerprint) are refused: one "
+        "OUT_roc.png (a panel per class) and OUT_training.png (from the runs' logs) beside it. "
+        "Two runs holding the same checkpoint (metrics.json fingerprint) are refused: one "
         "model evaluated twice is not two seeds.",
     )
     parser.add_argument("runs", nargs="+", metavar="RUN",
