@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN",
                         help="run directories evaluated by `clip2clinic evaluate` "
                         "(or their evaluation/metrics.json files)")
-    parser.add_argument("--out", default="results_summary.csv", help="the summary CSV to write")
+    parser.add_argument("--out", "--output", default="results_summary.csv",
+                        help="the summary CSV to write")
     parser.set_defaults(func=run)
 
 

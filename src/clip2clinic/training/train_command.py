@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         dest="overrides", help="override a config key, e.g. optim.lr_heads=1e-3 "
                         "(value parsed as YAML; repeatable)")
     parser.add_argument("--manifest", help="the prepared manifest (sets data.manifest)")
-    parser.add_argument("--out", help="run directory (sets out)")
+    parser.add_argument("--out", "--output", help="run directory (sets out)")
     parser.add_argument("--resume", metavar="RUN",
                         help="continue the run in RUN with its saved config (only --set "
                         "train.stop_after_steps / train.progress / data.num_workers may change)")
@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.manifest:
         overrides.append(f"data.manifest={args.manifest}")
+    if not getattr(args, "progress", True):
+        overrides.append("train.progress=false")
     for key, value in (("train.seed", args.seed), ("train.epochs", args.epochs)):
         if value is not None:
             overrides.append(f"{key}={value}")
