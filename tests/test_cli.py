@@ -54,3 +54,47 @@ def test_the_api_imports_torch_geometric_and_pydicom_only_when_used() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_commands_are_listed_in_pipeline_order() -> None:
+    assert list(COMMANDS) == ["phantom", "clean", "label", "graph", "negate", "prepare", "train",
+                              "sweep", "evaluate", "compare", "report", "demo"]
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_command_takes_out_with_the_output_alias_and_quiet(command: str) -> None:
+    parser = build_parser(command)
+    (action,) = [a for a in parser._actions if a.dest == "command"]
+    options = {option: a for a in action.choices[command]._actions for option in a.option_strings}
+    assert "--quiet" in options
+    assert options["--out"] is options["--output"]  # one flag, the old name kept as an alias
+
+
+def test_help_shows_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--resamples RESAMPLES bootstrap resamples (default 1000)" in text  # said once
+    assert "output folder (default: comparison)" in text
+    assert "(default: False)" not in text and "(default: None)" not in text
+
+
+def test_label_keeps_the_output_flag_of_contract_1_and_takes_out(tmp_path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("id,text\n1,No pleural effusion. Mild cardiomegaly.\n")
+    for flag in ("--output", "--out"):
+        target = tmp_path / f"labels{flag}.csv"
+        assert main(["label", str(source), "--text-column", "text", "--id-column", "id", flag,
+                     str(target), "--quiet"]) == 0  # fmt: skip
+        assert target.read_text().splitlines()[1].startswith("1,")
+
+
+def test_no_progress_bars_in_a_batch_jobs_log(tmp_path) -> None:
+    """stderr to a file (not a terminal): no bars, so no carriage returns in the log."""
+    log = tmp_path / "job.log"
+    with log.open("w") as handle:
+        done = subprocess.run([sys.executable, "-m", "clip2clinic", "phantom", "--out",
+                               str(tmp_path / "p"), "--studies", "4", "--image-size", "64"],
+                              stdout=handle, stderr=subprocess.STDOUT, timeout=300)  # fmt: skip
+    assert done.returncode == 0, log.read_text()[-2000:]
+    assert "\r" not in log.read_text()

@@ -42,7 +42,15 @@ def test_demo_writes_one_summary_row_per_variant_with_the_headline_fractions(tin
         values = table[metric].dropna()
         assert ((values >= 0) & (values <= 1)).all(), metric
     assert table[list(HEADLINE)].notna().any().all()
-    assert (out / "results_summary.md").is_file()
+    text = (out / "results_summary.md").read_text()
+    # the paired differences from the baseline (compare), in the table and the headline figure
+    compared = pd.read_csv(out / "compare_baseline" / "compare.csv")
+    assert set(compared["variant"]) == {"n_g_dtcg"}
+    assert set(compared["baseline_variant"]) == {"baseline"}
+    assert "## Paired differences from the baseline (headline metrics)" in text
+    assert "| n_g_dtcg | baseline | 1 | cxr_align_a/phantom |" in text
+    for figure in ("headline", "roc", "training"):
+        assert (out / f"results_summary_{figure}.png").read_bytes()[:4] == b"\x89PNG", figure
     for variant in ("baseline", "n_g_dtcg"):
         run = out / "runs" / f"{variant}-seed0"
         assert (run / "checkpoints" / "final" / "model.safetensors").is_file()

@@ -59,7 +59,7 @@ def test_report_command_writes_csv_markdown_and_plots(tmp_path, capsys):
     frame = pd.read_csv(out)
     assert frame.loc[frame.variant == "n_g_dtcg", "cxr_align_a"].item() == pytest.approx(0.95)
     assert out.with_suffix(".md").read_text().startswith("| variant | seeds | cxr_align_a")
-    for name in ("results_summary_metrics.png", "results_summary_roc.png"):
+    for name in ("results_summary_headline.png", "results_summary_roc.png"):
         assert (out.parent / name).read_bytes()[:4] == b"\x89PNG"
     assert "95.0 [90.0, 100.0]" in capsys.readouterr().out
 
@@ -96,3 +96,21 @@ def test_report_builds_per_dataset_tables_in_the_papers_layouts(tmp_path):
     assert "| n | 1 | 99.0 [94.0, 104.0] | 70.0 [65.0, 75.0] | 85.0 [80.0, 90.0] |" in text
     assert "| variant | seeds | openi @5 | openi F1 |" in text
     assert "| variant | seeds | chexpert5x200 ZS acc | rsna ZS AUC | rsna FT10 |" in text
+
+
+def test_the_summary_drops_duplicate_metrics_and_orders_columns_as_the_paper(tmp_path):
+    values = {"retrieval_r5": 0.2, "retrieval_top5": 0.2, "retrieval_r5/phantom": 0.2,
+              "retrieval_top5/phantom": 0.2, "zeroshot_mean_auc": 0.7,
+              "zeroshot_mean_auc/phantom": 0.7, "adversarial_acc": 0.4, "retrieval_r1": 0.05,
+              "probe_ft10_mean_auc": 0.6, "zeroshot_mean_acc": 0.6, "cxr_align_b": 0.6,
+              "cxr_align_a": 0.7, "normal_detection_acc": 0.3, "other": 0.1}  # fmt: skip
+    out = tmp_path / "results_summary.csv"
+    write_report([write_run(tmp_path, "a", "baseline", 0, values)], out)
+    columns = [c for c in pd.read_csv(out).columns
+               if not c.endswith(("_low", "_high", "_seed_sd"))]  # fmt: skip
+    assert columns == ["variant", "seeds", "runs", "cxr_align_a", "cxr_align_b",
+                       "zeroshot_mean_auc", "retrieval_top5", "normal_detection_acc",
+                       "zeroshot_mean_acc", "probe_ft10_mean_auc", "retrieval_r1",
+                       "adversarial_acc", "other"]  # fmt: skip
+    # the per-dataset layouts of the paper still show the one dataset
+    assert "| variant | seeds | phantom ZS AUC |" in out.with_suffix(".md").read_text()

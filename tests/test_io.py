@@ -1,10 +1,14 @@
 from __future__ import annotations
 
 import gzip
+import os
+import stat
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
+from safetensors.torch import save_file
 
 from clip2clinic.io import InputError, atomic_path, read_table, write_csv_atomic
 
@@ -78,3 +82,13 @@ def test_bad_input_corpus_tables(bad_inputs: Path) -> None:
     ]:
         with pytest.raises(InputError, match=message):
             read_table(bad_inputs / name, required=["id", "report"])
+
+
+def test_atomic_writes_follow_the_umask_even_when_the_writer_makes_a_0600_file(tmp_path):
+    old = os.umask(0o002)
+    try:
+        with atomic_path(tmp_path / "cache.safetensors") as tmp:
+            save_file({"a": torch.zeros(2)}, str(tmp))  # replaces tmp with a 0600 file
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "cache.safetensors").stat().st_mode) == 0o664

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -18,50 +19,77 @@ from clip2clinic import __version__
 
 #: Sub-command name -> (module with ``register``, the one-line help it registers).
 COMMANDS: dict[str, tuple[str, str]] = {
+    "phantom": ("clip2clinic.phantom.phantom_command",
+                "write a synthetic chest X-ray corpus in the MIMIC-CXR-JPG layout"),
+    "clean": ("clip2clinic.reports.clean_command",
+              "extract findings + impression and clean reports for training"),
     "label": ("clip2clinic.reports.label_command",
               "label reports with the 14 CheXpert observations"),
     "graph": ("clip2clinic.reports.graph_command",
               "extract RadGraph-style entity/relation graphs from reports"),
+    "negate": ("clip2clinic.reports.negate_command",
+               "make negation-based hard negatives of reports"),
     "prepare": ("clip2clinic.data.prepare_command",
                 "clean, label, graph and negate reports; cache images and texts; "
                 "write a manifest"),
-    "negate": ("clip2clinic.reports.negate_command",
-               "make negation-based hard negatives of reports"),
-    "clean": ("clip2clinic.reports.clean_command",
-              "extract findings + impression and clean reports for training"),
-    "phantom": ("clip2clinic.phantom.phantom_command",
-                "write a synthetic chest X-ray corpus in the MIMIC-CXR-JPG layout"),
     "train": ("clip2clinic.training.train_command",
               "train a CLIP model (any ablation variant) on a prepared manifest"),
-    "evaluate": ("clip2clinic.evaluation.evaluate_command",
-                 "score a checkpoint: CXR-Align, zero-shot, 5x200, probes, retrieval, "
-                 "adversarial pairs, normal case detection"),
-    "report": ("clip2clinic.evaluation.report_command",
-               "summarise evaluated runs: results_summary.csv, a markdown table and plots"),
-    "compare": ("clip2clinic.evaluation.compare_command",
-                "paired differences between evaluated runs: bootstrap over patients, McNemar, "
-                "DeLong, Holm; a table and a forest plot"),
     "sweep": ("clip2clinic.sweep.sweep_command",
               "train a variant over a grid of settings and seeds, score each on the "
               "validation split, choose the best"),
+    "evaluate": ("clip2clinic.evaluation.evaluate_command",
+                 "score a checkpoint: CXR-Align, zero-shot, 5x200, probes, retrieval, "
+                 "adversarial pairs, normal case detection"),
+    "compare": ("clip2clinic.evaluation.compare_command",
+                "paired differences between evaluated runs: bootstrap over patients, McNemar, "
+                "DeLong, Holm; a table and a forest plot"),
+    "report": ("clip2clinic.evaluation.report_command",
+               "summarise evaluated runs: results_summary.csv, a markdown table and plots"),
     "demo": ("clip2clinic.demo.demo_command",
              "phantom -> prepare -> train every variant -> evaluate -> results_summary.csv"),
 }  # fmt: skip
+#: Every command takes ``--quiet``: no progress bars, only warnings and errors logged.
+QUIET_HELP = "no progress bars; log only warnings and errors"
+
+
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Help that shows each option's default (unless its help already says it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (action.option_strings and "default" not in text
+                and default not in (None, False, [], argparse.SUPPRESS)):
+            text += " (default: %(default)s)"
+        return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose help shows defaults (:class:`DefaultsFormatter`)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
+        super().__init__(*args, **kwargs)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser: ``command``'s module registers its sub-parser, the others are
     placeholders with their one-line help; every module registers when ``command`` is None."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="clip2clinic",
-        description="Medical CLIP with dynamic soft labels and negation-aware hard negatives.",
+        description="Medical CLIP with dynamic soft labels and negation-aware hard negatives. "
+        "Commands in pipeline order; each takes --out (alias --output) for what it writes "
+        "and --quiet.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                       parser_class=_Parser)
     for name, (module, help_) in COMMANDS.items():
         if command is None or name == command:
             importlib.import_module(module).register(subparsers)
+            subparsers.choices[name].add_argument("--quiet", action="store_true",
+                                                  help=QUIET_HELP)
         else:
             subparsers.add_parser(name, help=help_)
     return parser
@@ -73,10 +101,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The top-level options take no value, so the first other word names the command.
     command = next((word for word in argv if not word.startswith("-")), "")
     args = build_parser(command).parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    # progress bars only on a terminal: a batch job's log gets no carriage-return lines
+    args.progress = not args.quiet and sys.stderr.isatty()
+    if not args.progress:
+        os.environ["TQDM_DISABLE"] = "1"  # bars created without an explicit choice
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.captureWarnings(True)  # library warnings as one log line each
     from clip2clinic.io import InputError  # after parsing: --help need not load pandas
 

@@ -17,11 +17,13 @@ def add_report_table_arguments(
     output_help: str = "CSV to write (written atomically)",
     id_help: str = "column identifying each row",
 ) -> None:
-    """``INPUT --text-column COL --id-column ID --output OUT``, as every report command takes."""
+    """``INPUT --text-column COL --id-column ID --out OUT`` (alias ``--output``), as every report
+    command takes."""
     parser.add_argument("input", help="CSV (optionally .gz) with one report per row")
     parser.add_argument("--text-column", required=True, help="column holding the report text")
     parser.add_argument("--id-column", required=True, help=id_help)
-    parser.add_argument("--output", required=True, help=output_help)
+    parser.add_argument("--out", "--output", dest="output", metavar="OUT", required=True,
+                        help=output_help)
 
 
 def read_report_table(args: argparse.Namespace) -> pd.DataFrame:

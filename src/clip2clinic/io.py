@@ -148,8 +148,9 @@ def check_ids(ids: pd.Series, where: str) -> None:
 def atomic_path(target: str | os.PathLike, cache_file: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success rename it onto ``target``.
 
-    The target is checked first (:func:`check_output`). The temporary file gets the user's
-    umask (like any new file) and is fsynced before the rename. Its name holds this process
+    The target is checked first (:func:`check_output`). The file gets mode 0666 less the
+    user's umask, like any new file, even when the writer replaced the temporary file with a
+    0600 one (safetensors does), and is fsynced before the rename. Its name holds this process
     id, so temporary files left by a killed run (they may hold report text) are removed by the
     next write to the same target. ``cache_file`` (the image cache: many files, no report
     text, checked when reused) skips the fsync and that sweep of the folder.
@@ -163,6 +164,7 @@ def atomic_path(target: str | os.PathLike, cache_file: bool = False) -> Iterator
     os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield tmp_path
+        tmp_path.chmod(0o666 & ~current_umask())
         if not cache_file:
             _fsync(tmp_path)
         check_output(target)  # nothing became a link or device while we wrote
@@ -172,6 +174,30 @@ def atomic_path(target: str | os.PathLike, cache_file: bool = False) -> Iterator
                 _fsync(target.parent)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def current_umask() -> int:
+    """This process's umask (read from /proc where it can be, without changing it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # no /proc: set and restore (briefly process-wide)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(folder: Path) -> None:
+    """Give every file under ``folder`` mode 0666 and every folder 0777, less the umask, as a
+    plain new file gets (some writers, e.g. safetensors, create 0600 files, which a lab
+    sharing a run folder cannot read)."""
+    mask = current_umask()
+    for path in [*folder.rglob("*"), folder]:
+        if not path.is_symlink():
+            path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 def sync_tree(folder: Path) -> None:

@@ -5,7 +5,8 @@ spells a file name inside a run.
 
     RUN/
       config.yaml                    the resolved training config (variant, seed, ...)
-      logs/                          training logs (see clip2clinic.training.run_log)
+      logs/metrics.csv               training log: loss and its terms, lr, images/s, val_loss
+      logs/tensorboard/              the same as TensorBoard events (clip2clinic.training.run_log)
       checkpoints/step-000500/       model.safetensors + config.json (+ training_state/)
       checkpoints/final/             written when training ends
       evaluation/                    metrics.json, <task>_<dataset>.csv and _cases.parquet,
@@ -37,6 +38,9 @@ CONFIG_FILE = "config.yaml"
 CHECKPOINTS_DIR = "checkpoints"
 FINAL = "final"
 LOGS_DIR = "logs"
+#: The training log's table inside ``logs/`` (written by clip2clinic.training.run_log).
+LOG_TABLE = "metrics.csv"
+TENSORBOARD_DIR = "tensorboard"
 EVALUATION_DIR = "evaluation"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
@@ -120,6 +124,11 @@ class RunDir:
     @property
     def logs(self) -> Path:
         return self.path / LOGS_DIR
+
+    @property
+    def log_table(self) -> Path:
+        """The training log's CSV (one row per logged step)."""
+        return self.logs / LOG_TABLE
 
     @property
     def checkpoints(self) -> Path:

@@ -93,3 +93,12 @@ def label_matrix(frame: pd.DataFrame, column: str = "labels") -> np.ndarray:
     if len(frame) == 0:
         return np.zeros((0, len(CHEXPERT_CLASSES)), dtype=np.float32)
     return np.stack(frame[column].to_numpy()).astype(np.float32)
+
+
+def split_sizes(path: str | os.PathLike) -> dict[str, int]:
+    """Rows per split of a manifest (only its ``split`` column is read)."""
+    try:
+        splits = pq.read_table(path, columns=["split"]).column("split").to_pylist()
+    except (pa.ArrowInvalid, OSError, KeyError) as exc:
+        raise InputError(f"{path}: not a readable Parquet manifest ({exc})") from None
+    return {split: splits.count(split) for split in SPLITS}

@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("dataset", choices=sorted(READERS), help="dataset reader")
     parser.add_argument("--root", required=True, help="dataset root in its official layout")
-    parser.add_argument("--out", required=True,
+    parser.add_argument("--out", "--output", required=True,
                         help="manifest path (e.g. out/manifest.parquet); caches go beside it")
     parser.add_argument("--reports-root", help="MIMIC: folder holding files/pXX/... .txt reports")
     parser.add_argument("--all-views", action="store_true",

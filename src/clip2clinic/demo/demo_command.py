@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "markdown table and plots). About 10 minutes on two CPU cores; --quick about 2. "
         "Re-running the same command resumes: finished steps are skipped.",
     )
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--out", "--output", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--quick", action="store_true",
                         help="a smaller phantom, shorter training and the variants baseline, n "
                         "and n_g_dtcg (about 2 minutes)")
@@ -25,7 +25,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seeds", type=int, default=1, metavar="N",
                         help="train each variant with seeds 0..N-1; the summary averages them "
                         "(default 1)")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.set_defaults(func=run)
 
 
@@ -35,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants \
         else None
     summary = run_demo(args.out, variants=variants, quick=args.quick, seeds=args.seeds,
-                       progress=not args.quiet)
+                       progress=args.progress)
     markdown = summary.with_suffix(".md")
     if markdown.is_file():
         print(markdown.read_text(encoding="utf-8"), end="")

@@ -1,5 +1,6 @@
 """The demo, end to end on two CPU cores: phantom → prepare → train each variant → evaluate →
-``results_summary.csv``.
+paired differences from the baseline (``compare_baseline/``) → ``results_summary.csv``, its
+markdown table and figures.
 
 Every stage is resumable: the phantom and ``prepare`` reuse finished work, a run whose
 ``checkpoints/final`` exists is not trained again (an interrupted one resumes from its newest
@@ -18,12 +19,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clip2clinic import configs
 from clip2clinic.io import InputError
 from clip2clinic.run_dir import RunDir
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 SUMMARY_NAME = "results_summary.csv"
+COMPARE_DIR = "compare_baseline"
+BASELINE = "baseline"
 
 
 @dataclass(frozen=True)
@@ -72,12 +79,30 @@ def evaluate_run(run_dir: str | os.PathLike, manifest: Path, cache: Path,
 # --- summary: the call site of `clip2clinic report` --------------------------------------------
 
 
-def write_summary(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> Path:
+def compare_with_baseline(runs: Sequence[tuple[str, int, Path]],
+                          out_dir: str | os.PathLike) -> pd.DataFrame | None:
+    """``clip2clinic compare`` of every run against the baseline variant (each seed with the
+    baseline's run of that seed) into ``OUT/compare_baseline/``; returns the table, or None
+    when the demo trained no baseline or nothing else."""
+    from clip2clinic.evaluation.compare import compare_runs
+    from clip2clinic.evaluation.compare_output import write_comparison
+
+    baseline = [run_dir for variant, _, run_dir in runs if variant == BASELINE]
+    if not baseline or len(baseline) == len(runs):
+        return None
+    table, per_run = compare_runs([run_dir for _, _, run_dir in runs], baseline=baseline[0])
+    write_comparison(table, per_run, Path(out_dir) / COMPARE_DIR)
+    return table
+
+
+def write_summary(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
+                  comparison: pd.DataFrame | None = None) -> Path:
     """``OUT/results_summary.csv`` (one row per variant, seeds averaged), its markdown table
-    and plots, from the evaluated runs; returns the CSV's path."""
+    (with the paired differences from the baseline in ``comparison``) and figures, from the
+    evaluated runs; returns the CSV's path."""
     from clip2clinic.evaluation.summary import write_report
 
-    return write_report(run_dirs, Path(out_dir) / SUMMARY_NAME)["csv"]
+    return write_report(run_dirs, Path(out_dir) / SUMMARY_NAME, comparison)["csv"]
 
 
 # --- the whole demo ----------------------------------------------------------------------------
@@ -129,8 +154,10 @@ def run_demo(out: str | os.PathLike, variants: Sequence[str] | None = None, quic
         say(f"[4/5] evaluate {number}/{len(runs)}: {variant} (seed {seed})  [{elapsed()}]",
             progress)
         evaluate_run(run_dir, manifest, out / "embeddings", progress)
-    say(f"[5/5] summary  [{elapsed()}]", progress)
-    summary = write_summary([run_dir for _, _, run_dir in runs], out)
+    say(f"[5/5] paired differences from the baseline, summary and figures  [{elapsed()}]",
+        progress)
+    comparison = compare_with_baseline(runs, out)
+    summary = write_summary([run_dir for _, _, run_dir in runs], out, comparison)
     say(f"done in {elapsed()}: {summary}", progress)
     return summary
 

@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(or their evaluation/metrics.json files)")
     parser.add_argument("--baseline", metavar="RUN", help="the run compared against "
                         "(default: the first RUN)")
-    parser.add_argument("--out", default="comparison", help="output folder (default: comparison)")
+    parser.add_argument("--out", "--output", default="comparison", help="output folder")
     parser.add_argument("--resamples", type=int, default=1000,
                         help="bootstrap resamples (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")

@@ -69,6 +69,7 @@ from clip2clinic.evaluation.sources import (
 )
 from clip2clinic.evaluation.tasks import Scored, Task
 from clip2clinic.io import InputError, atomic_path, write_csv_atomic, write_text_atomic
+from clip2clinic.provenance import device_name, provenance
 from clip2clinic.run_dir import EvaluationDir, RunDir
 
 __all__ = ["REGISTRY", "TASKS", "DataSources", "Options", "evaluate", "parse_data",
@@ -266,6 +267,8 @@ def evaluate(
         evaluation.run_manifest(name, manifest, selected)
     for name, root in data.datasets.items():
         evaluation.run_dataset(name, root, selected)
+    identity["provenance"] = provenance(data.manifests,
+                                        seed=identity["seed"], device=device_name(device))
     record = write_outputs(evaluation, identity, target, model.fingerprint)
     if evaluation.failures:
         failed = "; ".join(f"{k}: {v}" for k, v in evaluation.failures.items())

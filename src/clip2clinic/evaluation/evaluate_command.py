@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="CheXbert weights (.safetensors, with its tokenizer and config.json "
                         "beside it) for --labeler chexbert")
     parser.add_argument("--tasks", default="all", help=f"comma-separated: {TASK_HELP}")
-    parser.add_argument("--out", help="output folder (default RUN/evaluation)")
+    parser.add_argument("--out", "--output", help="output folder (default RUN/evaluation)")
     parser.add_argument("--cache", help="embedding cache folder (default OUT/embeddings)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the benchmark draws and the bootstrap")
@@ -52,7 +52,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--n-boot", type=int, default=1000,
                         help="bootstrap resamples of each interval")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--allow-partial", action="store_true",
                         help="score the newest step checkpoint of a run that did not finish")
     parser.set_defaults(func=run)
@@ -81,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         record = evaluate(args.checkpoint, parse_data(args.data), parse_tasks(args.tasks),
                           out=args.out, options=options, device=args.device,
-                          progress=not args.quiet, cache_dir=args.cache,
+                          progress=args.progress, cache_dir=args.cache,
                           allow_partial=args.allow_partial)  # fmt: skip
     except EvaluationIncomplete as exc:
         record, failure = exc.record, exc

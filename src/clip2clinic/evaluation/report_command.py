@@ -12,14 +12,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="One row per variant (seeds averaged), one column per metric (headline "
         "aggregates and METRIC/DATASET) with its 95% interval (_low, _high) and seed spread "
         "(_seed_sd); writes OUT, OUT with .md (the headline table, then per-dataset tables in "
-        "the layouts of the paper's Tables 2, 5, 6), and OUT_metrics.png / OUT_roc.png beside "
-        "it. Two runs holding the same checkpoint (metrics.json fingerprint) are refused: one "
+        "the layouts of the paper's Tables 2, 5, 6), and the figures OUT_headline.png, "
+        "OUT_roc.png (a panel per class) and OUT_training.png (from the runs' logs) beside it. "
+        "Two runs holding the same checkpoint (metrics.json fingerprint) are refused: one "
         "model evaluated twice is not two seeds.",
     )
     parser.add_argument("runs", nargs="+", metavar="RUN",
                         help="run directories evaluated by `clip2clinic evaluate` "
                         "(or their evaluation/metrics.json files)")
-    parser.add_argument("--out", default="results_summary.csv", help="the summary CSV to write")
+    parser.add_argument("--out", "--output", default="results_summary.csv",
+                        help="the summary CSV to write")
     parser.set_defaults(func=run)
 
 

@@ -29,7 +29,7 @@ import pandas as pd
 
 from clip2clinic.configs import table_position
 from clip2clinic.evaluation.results import split_key
-from clip2clinic.io import InputError, atomic_path, write_csv_atomic, write_text_atomic
+from clip2clinic.io import InputError, write_csv_atomic, write_text_atomic
 from clip2clinic.run_dir import EvaluationDir
 
 #: Metrics shown first, in this order (contract 3 of DESIGN.md), then the rest by name.
@@ -57,6 +57,14 @@ PAPER_TABLES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
       ("adv. hallucinated", "adversarial_acc_hallucination"))),
 )  # fmt: skip
 
+#: Metrics that another name already holds: alias -> that name (left out of the summary).
+ALIASES = {"retrieval_r5": "retrieval_top5"}
+#: Column order after the headline: the paper's Tables 2, 5, 6, 3-4, then by name.
+PAPER_ORDER = (
+    "zeroshot_mean_acc", "chexpert5x200_acc", "probe_ft10_mean_auc", "probe_ft100_mean_auc",
+    "retrieval_r1", "retrieval_r10", "retrieval_f1", "retrieval_recall", "retrieval_precision",
+    "adversarial_acc", "adversarial_acc_negation", "adversarial_acc_hallucination",
+)  # fmt: skip
 
 
 def load_metrics(run: str | os.PathLike) -> dict:
@@ -95,12 +103,39 @@ def check_fingerprints(records: Sequence[dict], runs: Sequence[str | os.PathLike
         first[fingerprint] = run
 
 
+def all_metric_names(records: Sequence[dict]) -> list[str]:
+    """Every metric present in any record, in :func:`metric_order`."""
+    return sorted({name for record in records for name in record["metrics"]}, key=metric_order)
+
+
+def metric_order(name: str) -> tuple:
+    """The contract's headline metrics first, then the paper's tables' order
+    (:data:`PAPER_ORDER`), then by name; aggregates before per-dataset metrics."""
+    metric, dataset = split_key(name)
+    if metric in HEADLINE:
+        rank = HEADLINE.index(metric)
+    elif metric in PAPER_ORDER:
+        rank = len(HEADLINE) + PAPER_ORDER.index(metric)
+    else:
+        rank = len(HEADLINE) + len(PAPER_ORDER)
+    return (dataset is not None, dataset or "", rank, metric)
+
+
 def metric_names(records: Sequence[dict]) -> list[str]:
-    """Every metric present in any record: the contract's headline ones first, then the other
-    aggregates by name, then the per-dataset ones (``<metric>/<dataset>``) by name."""
-    present = {name for record in records for name in record["metrics"]}
-    rest = sorted(present - set(HEADLINE), key=lambda m: (split_key(m)[1] is not None, m))
-    return [m for m in HEADLINE if m in present] + rest
+    """The summary's metrics (:func:`all_metric_names` without duplicates): an alias whose
+    metric is present (:data:`ALIASES`, e.g. ``retrieval_r5`` = ``retrieval_top5``) and, when
+    every run has one dataset, the per-dataset copies of the aggregates (equal to them)."""
+    names = all_metric_names(records)
+    present = set(names)
+    datasets = {split_key(name)[1] for name in names} - {None}
+
+    def duplicate(name: str) -> bool:
+        metric, dataset = split_key(name)
+        if ALIASES.get(metric) and ALIASES[metric] + (f"/{dataset}" if dataset else "") in present:
+            return True
+        return dataset is not None and len(datasets) == 1 and metric in present
+
+    return [name for name in names if not duplicate(name)]
 
 
 def headline_names(metrics: Sequence[str]) -> list[str]:
@@ -108,12 +143,13 @@ def headline_names(metrics: Sequence[str]) -> list[str]:
     return [m for m in metrics if split_key(m)[1] is None]
 
 
-def summary_frame(records: Sequence[dict]) -> pd.DataFrame:
-    """One row per variant: ``variant``, ``seeds``, ``runs``, then per metric the value and its
-    ``_low``, ``_high`` and ``_seed_sd`` columns (fractions; NaN where a run lacks it)."""
+def summary_frame(records: Sequence[dict], every_metric: bool = False) -> pd.DataFrame:
+    """One row per variant: ``variant``, ``seeds``, ``runs``, then per metric (of
+    :func:`metric_names`, or every one with ``every_metric``) the value and its ``_low``,
+    ``_high`` and ``_seed_sd`` columns (fractions; NaN where a run lacks it)."""
     if not records:
         raise InputError("no evaluated runs given")
-    names = metric_names(records)
+    names = all_metric_names(records) if every_metric else metric_names(records)
     rows = []
     variants = sorted({r["variant"] for r in records}, key=table_position)
     for variant in variants:
@@ -179,75 +215,26 @@ def _percent(value: float, low: float, high: float) -> str:
     return f"{100 * value:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
 
 
-def plot_metrics(summary: pd.DataFrame, metrics: Sequence[str], target: Path) -> None:
-    """One bar chart per metric, variants side by side, with their 95% intervals."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    columns = min(3, len(metrics))
-    rows = math.ceil(len(metrics) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False,
-                                layout="constrained")
-    positions = np.arange(len(summary))
-    for axis, metric in zip(axes.flat, metrics, strict=False):
-        values = summary[metric].to_numpy(dtype=float)
-        low = np.nan_to_num(values - summary[f"{metric}_low"].to_numpy(dtype=float)).clip(0)
-        high = np.nan_to_num(summary[f"{metric}_high"].to_numpy(dtype=float) - values).clip(0)
-        axis.bar(positions, values, yerr=[low, high], capsize=3, color="#4c72b0")
-        axis.set_xticks(positions, summary["variant"], rotation=45, ha="right", fontsize=8)
-        axis.set_title(metric, fontsize=10)
-        axis.set_ylim(0, 1.05)
-        axis.grid(axis="y", alpha=0.3)
-    for axis in list(axes.flat)[len(metrics) :]:
-        axis.set_visible(False)
-    figure.suptitle("metrics per variant (mean over seeds; whiskers: mean of the seeds' 95% "
-                    "intervals)", fontsize=11)
-    _save(figure, target)
-
-
-def plot_roc(curves: pd.DataFrame, target: Path) -> None:
-    """ROC curves per zero-shot task: one panel per task, one line per (variant, class)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tasks = list(dict.fromkeys(curves["task"]))
-    figure, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 4.2), squeeze=False)
-    for axis, task in zip(axes.flat, tasks, strict=True):
-        for (variant, name), curve in curves[curves["task"] == task].groupby(
-            ["variant", "class"], sort=False
-        ):
-            axis.plot(curve["fpr"], curve["tpr"], lw=1, label=f"{variant}: {name}")
-        axis.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
-        axis.set(title=task, xlabel="false positive rate", ylabel="true positive rate")
-        axis.legend(fontsize=6, loc="lower right")
-    figure.tight_layout()
-    _save(figure, target)
-
-
-def _save(figure, target: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    with atomic_path(target) as tmp:
-        figure.savefig(tmp, dpi=120, format=target.suffix.lstrip("."))
-    plt.close(figure)
-
-
 def load_curves(runs: Sequence[str | os.PathLike], records: Sequence[dict]) -> pd.DataFrame:
-    """The ROC points of every run that has them, with a ``variant`` column."""
+    """The ROC points of every run that has them, with ``variant`` and ``run`` columns."""
     frames = []
     for run, record in zip(runs, records, strict=True):
         path = EvaluationDir.of(run).roc_file
         if path.is_file():
-            frames.append(pd.read_csv(path).assign(variant=record["variant"]))
+            frames.append(pd.read_csv(path).assign(variant=record["variant"], run=str(run)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def write_report(runs: Sequence[str | os.PathLike], out_csv: str | os.PathLike) -> dict[str, Path]:
-    """Write the summary CSV, ``results_summary.md`` and the plots beside it; return paths."""
+def write_report(runs: Sequence[str | os.PathLike], out_csv: str | os.PathLike,
+                 comparison: pd.DataFrame | None = None) -> dict[str, Path]:
+    """Write the summary CSV, ``results_summary.md`` and the figures beside it (the headline
+    figure, zero-shot ROC per class, training curves; see
+    :mod:`clip2clinic.evaluation.figures`); return the paths. ``comparison``: the table of
+    :func:`~clip2clinic.evaluation.compare.compare_runs` against the baseline, added to the
+    markdown (headline metrics) and the headline figure."""
+    from clip2clinic.evaluation import figures
+    from clip2clinic.evaluation.compare_output import markdown as comparison_markdown
+
     records = [load_metrics(run) for run in runs]
     check_fingerprints(records, runs)
     summary = summary_frame(records)
@@ -257,13 +244,22 @@ def write_report(runs: Sequence[str | os.PathLike], out_csv: str | os.PathLike) 
     write_csv_atomic(summary, out_csv)
     metrics = metric_names(records)
     headline = headline_names(metrics) or metrics
-    tables = dataset_tables(summary, metrics)
+    tables = dataset_tables(summary_frame(records, every_metric=True), all_metric_names(records))
     text = markdown_table(summary, headline) + (f"\n{tables}" if tables else "")
+    if comparison is not None and not comparison.empty:
+        shown = comparison[comparison["metric"].map(lambda m: split_key(m)[0]).isin(HEADLINE)]
+        text += ("\n## Paired differences from the baseline (headline metrics)\n\n"
+                 + comparison_markdown(shown))
     write_text_atomic(text, written["markdown"])
-    written["metrics_plot"] = out_csv.with_name(f"{out_csv.stem}_metrics.png")
-    plot_metrics(summary, headline, written["metrics_plot"])
+    written["headline_plot"] = out_csv.with_name(f"{out_csv.stem}_headline.png")
+    figures.plot_headline(records, written["headline_plot"],
+                          figures.chance_levels(runs, records), comparison)
     curves = load_curves(runs, records)
     if not curves.empty:
         written["roc_plot"] = out_csv.with_name(f"{out_csv.stem}_roc.png")
-        plot_roc(curves, written["roc_plot"])
+        figures.plot_roc(curves, written["roc_plot"])
+    logs = figures.load_training_logs(runs, records)
+    if not logs.empty:
+        written["training_plot"] = out_csv.with_name(f"{out_csv.stem}_training.png")
+        figures.plot_training_curves(logs, written["training_plot"])
     return written

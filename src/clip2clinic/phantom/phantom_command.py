@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "and CheXpert tables, and phantom_truth.jsonl. Deterministic by seed; an interrupted "
         "run resumes.",
     )
-    parser.add_argument("--out", required=True, help="output folder (empty, new, or a "
+    parser.add_argument("--out", "--output", required=True, help="output folder (empty, new, or a "
                         "phantom corpus made with the same settings)")
     parser.add_argument("--studies", type=int, default=1000, help="clinical studies (default "
                         "1000)")
@@ -26,7 +26,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="extra normal studies that all share the report \"No active lung "
                         "lesion.\" (the paper's Table 3 imbalance experiment)")
     parser.add_argument("--workers", type=int, default=1, help="processes (default 1)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
 
@@ -35,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     summary = generate_phantom(
         args.out, studies=args.studies, image_size=args.image_size, seed=args.seed,
-        extra_normal=args.extra_normal, workers=args.workers, progress=not args.quiet,
+        extra_normal=args.extra_normal, workers=args.workers, progress=args.progress,
     )
     print(json.dumps(summary, indent=1))
     return 0

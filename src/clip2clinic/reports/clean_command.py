@@ -40,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("input", help="CSV (optionally .gz) with one report per row, or a "
                         "MIMIC-CXR reports folder (files/pXX/pSUBJECT/sSTUDY.txt)")
-    parser.add_argument("--output", required=True, help="CSV to write (written atomically)")
+    parser.add_argument("--out", "--output", dest="output", metavar="OUT", required=True,
+                        help="CSV to write (written atomically)")
     parser.add_argument("--format", choices=("mimic", "iu", "plain"), default="mimic",
                         help="mimic: free text with section headers (default); iu: separate "
                         "findings/impression columns (IU/Open-i); plain: use the text as is")

@@ -33,8 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--select", default="cxr_align_a,cxr_align_b,zeroshot_mean_auc",
                         help="metrics whose mean is the selection score (default: "
                         "cxr_align_a,cxr_align_b,zeroshot_mean_auc)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--out", "--output", required=True, metavar="DIR", help="output folder")
     parser.set_defaults(func=run)
 
 
@@ -49,6 +48,6 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--seeds {args.seeds!r}: expected comma-separated integers") from None
     result = run_sweep(args.manifest, args.variant, parse_grid(args.grid), seeds, args.out,
                        args.overrides, [m.strip() for m in args.select.split(",") if m.strip()],
-                       progress=not args.quiet, preset=args.preset)
+                       progress=args.progress, preset=args.preset)
     print(f"chosen: {result.chosen}  (table: {args.out}/sweep.md)")
     return 0

@@ -30,7 +30,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from clip2clinic.io import InputError, sync_tree, write_text_atomic
+from clip2clinic.io import InputError, follow_umask, sync_tree, write_text_atomic
 from clip2clinic.model.clip_model import WEIGHTS_NAME
 from clip2clinic.run_dir import RunDir
 
@@ -83,8 +83,9 @@ def fresh_folder(path: Path) -> Path:
 
 
 def swap_into_place(tmp: Path, target: Path) -> None:
-    """Rename the complete folder ``tmp`` to ``target`` (its files fsynced first), replacing an
-    existing one."""
+    """Rename the complete folder ``tmp`` to ``target`` (its files given the user's umask and
+    fsynced first), replacing an existing one."""
+    follow_umask(tmp)
     sync_tree(tmp)
     old = target.with_name(f".old-{target.name}")
     shutil.rmtree(old, ignore_errors=True)

@@ -43,7 +43,12 @@ MODEL_BASES = {"embedded": embedded_config, "paper": paper_config}
 LOSS_KINDS = ("clinic", "softclip")
 MIXED_PRECISION = ("no", "bf16", "fp16")
 #: Keys that may differ when a run is resumed (they change how, not what, is trained).
-RESUMABLE_CHANGES = ("train.stop_after_steps", "train.progress", "data.num_workers")
+RESUMABLE_CHANGES = ("train.stop_after_steps", "train.progress", "data.num_workers",
+                     "train.log_with", "train.validation_loss")
+#: Experiment trackers ``train.log_with`` may name (Accelerate's; see training/run_log.py).
+TRACKERS = ("tensorboard", "wandb", "mlflow")
+#: The top-level ``config.yaml`` key of a run's provenance: a record, ignored when loading.
+PROVENANCE = "provenance"
 
 
 class ConfigLoader(yaml.SafeLoader):
@@ -198,6 +203,8 @@ class TrainerConfig:
     written; ``keep_last`` keeps only the newest step checkpoints (null: all).
     ``stop_after_steps`` ends this invocation after that global step, with a checkpoint, as if
     interrupted (the schedule is unchanged; resume continues), e.g. for time-limited jobs.
+    ``log_with`` names the experiment trackers (:data:`TRACKERS`; ``metrics.csv`` is always
+    written); ``validation_loss`` adds the loss on the validation split at each epoch's end.
     """
 
     epochs: int = 10
@@ -209,9 +216,13 @@ class TrainerConfig:
     log_every: int = 10
     stop_after_steps: int | None = None
     progress: bool = True
+    log_with: list[str] = field(default_factory=lambda: ["tensorboard"])
+    validation_loss: bool = True
 
     def validate(self, where: str = "train") -> None:
         _check_min(f"{where}.epochs", self.epochs, 1)
+        for name in self.log_with:
+            _check_choice(f"{where}.log_with", name, TRACKERS)
         _check_choice(f"{where}.mixed_precision", self.mixed_precision, MIXED_PRECISION)
         _check_min(f"{where}.checkpoint_every", self.checkpoint_every, 0)
         _check_min(f"{where}.log_every", self.log_every, 1)
@@ -257,14 +268,24 @@ class TrainConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
         """Build and validate; every error names the key (e.g. ``optim.lr_heads``)."""
         data = dict(data)
+        data.pop(PROVENANCE, None)
         if not isinstance(data.get("model"), Mapping):
             raise InputError("model: missing; give a model section (e.g. model: {base: embedded})")
         model = _model_config(data.pop("model"))
         return _build(cls, {**data, "model": model}, "")
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the resolved config as YAML, atomically."""
-        write_text_atomic(yaml.safe_dump(self.to_dict(), sort_keys=False), path)
+    def save(self, path: str | os.PathLike,
+             provenance: Mapping[str, Any] | None = None) -> None:
+        """Write the resolved config as YAML, atomically, with a ``provenance`` section (a
+        record of where the run came from, see :mod:`clip2clinic.provenance`) when given."""
+        data = self.to_dict()
+        if provenance is not None:
+            data[PROVENANCE] = dict(provenance)
+        write_text_atomic(self.to_yaml(data), path)
+
+    def to_yaml(self, data: Mapping[str, Any] | None = None) -> str:
+        """The resolved config (or ``data``) as YAML text."""
+        return yaml.safe_dump(dict(self.to_dict() if data is None else data), sort_keys=False)
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -461,3 +482,16 @@ def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "
         elif a != b:
             keys.append(path)
     return keys
+
+
+def flat_config(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A config dict as dotted keys to scalars (lists and None as text), the form experiment
+    trackers store as a run's parameters."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat |= flat_config(value, f"{path}.")
+        else:
+            flat[path] = value if isinstance(value, (bool, int, float, str)) else str(value)
+    return flat

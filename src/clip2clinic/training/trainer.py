@@ -2,7 +2,9 @@
 checkpoints with exact resume, and a hard stop on a non-finite loss.
 
 The run directory (``config.out``) is laid out by :class:`clip2clinic.run_dir.RunDir`: the
-resolved config, logs, step checkpoints with their training state, and the final checkpoint.
+resolved config with its provenance, logs (``metrics.csv`` with the columns of
+:func:`log_columns`, and the trackers of ``train.log_with``), step checkpoints with their
+training state, and the final checkpoint.
 
 Data parallelism: ``data.batch_size`` is the global batch. Each process takes an equal
 contiguous share (see :class:`clip2clinic.training.data.EpochBatchSampler`) and the loss
@@ -30,7 +32,9 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from clip2clinic.configs import named_config
+from clip2clinic.data.manifest import split_sizes
 from clip2clinic.data.transforms import Normalization
+from clip2clinic.distributed import gather_batch
 from clip2clinic.io import InputError
 from clip2clinic.losses import (
     clinic_loss_distributed,
@@ -38,9 +42,16 @@ from clip2clinic.losses import (
     softclip_loss_distributed,
 )
 from clip2clinic.model import ClinicCLIP
+from clip2clinic.provenance import device_name, provenance
 from clip2clinic.run_dir import RunDir
 from clip2clinic.training import checkpoint as ckpt
-from clip2clinic.training.config import RESUMABLE_CHANGES, TrainConfig, changed_keys, load_config
+from clip2clinic.training.config import (
+    RESUMABLE_CHANGES,
+    TrainConfig,
+    changed_keys,
+    flat_config,
+    load_config,
+)
 from clip2clinic.training.data import (
     Collate,
     EpochBatchSampler,
@@ -51,7 +62,7 @@ from clip2clinic.training.data import (
     load_graph_nodes,
     open_text_cache,
 )
-from clip2clinic.training.run_log import RunLog
+from clip2clinic.training.run_log import VAL_LOSS, RunLog
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +119,45 @@ def _loss_inputs(embeddings: dict[str, torch.Tensor], batch: TrainBatch,
         "clinical": batch.clinical if clinical else None,
         "clinical_neg": batch.clinical_neg if clinical and negatives else None,
     }
+
+
+def log_columns(config: TrainConfig) -> list[str]:
+    """The metrics.csv columns of ``config``'s run after step and epoch: ``loss``; for the
+    clinic loss each direction's term ``loss_<a2b>`` (see
+    :func:`~clip2clinic.losses.clinic_loss_terms`) and, with several soft-label streams, each
+    stream's share ``loss_<a2b>_<s>`` (w_s·L_s); ``lr`` (towers), ``lr_heads``,
+    ``images_per_s`` and ``val_loss`` (at epoch ends)."""
+    loss, columns = config.loss, ["loss"]
+    if loss.kind == "clinic":
+        directions = ["i2t", "t2i", *(["i2g", "g2i", "t2g", "g2t"] if loss.graph else [])]
+        for direction in directions:
+            columns.append(f"loss_{direction}")
+            if len(loss.streams) > 1:
+                columns += [f"loss_{direction}_{stream}" for stream in loss.streams]
+    return [*columns, "lr", "lr_heads", "images_per_s", VAL_LOSS]
+
+
+def loss_terms(embeddings: dict[str, torch.Tensor], batch: TrainBatch, config: TrainConfig,
+               temperature: float | torch.Tensor) -> dict[str, float]:
+    """The loss terms of :func:`log_columns` for one batch over the global batch (all ranks
+    must call this); empty for the softclip loss."""
+    loss = config.loss
+    if loss.kind != "clinic":
+        return {}
+    with torch.no_grad():
+        inputs = gather_batch(**{k: None if v is None else v.detach()
+                                 for k, v in _loss_inputs(embeddings, batch, config).items()})
+        options = {"thresholds": loss.thresholds, "weights": loss.weights,
+                   "image_graph": loss.image_graph, "zero_own_negation": loss.zero_own_negation,
+                   "temperature": (temperature.detach() if isinstance(temperature, torch.Tensor)
+                                   else temperature)}  # fmt: skip
+        values = {f"loss_{direction}": term.item() for direction, term in
+                  clinic_loss_terms(**inputs, streams=loss.streams, **options).items()}
+        if len(loss.streams) > 1:
+            for stream in loss.streams:
+                terms = clinic_loss_terms(**inputs, streams=[stream], **options)
+                values |= {f"loss_{d}_{stream}": term.item() for d, term in terms.items()}
+    return values
 
 
 def describe_non_finite(embeddings: dict[str, torch.Tensor], batch: TrainBatch,
@@ -223,6 +273,24 @@ def resolve_run(config: TrainConfig) -> Path | None:
     return resume_from
 
 
+def plan(config: TrainConfig) -> str:
+    """What :func:`train` would do with ``config``, in one line (``train --dry-run``): the
+    rows, batches and steps, and a fresh run or the checkpoint it resumes; InputError when it
+    would refuse (no manifest, a finished run, a changed config)."""
+    resume_from = resolve_run(config)
+    sizes = split_sizes(config.data.manifest)
+    rows = sizes[config.data.split]
+    batches = rows // config.data.batch_size
+    if batches == 0:
+        raise InputError(f"{config.data.manifest}: split {config.data.split!r} has {rows} rows, "
+                         f"fewer than one batch of {config.data.batch_size}")
+    start = (f"resumes from {resume_from}" if resume_from is not None
+             else f"starts a fresh run in {config.out}")
+    return (f"{rows} {config.data.split} rows, {sizes['validate']} validate rows; "
+            f"{batches} batches of {config.data.batch_size} per epoch x {config.train.epochs} "
+            f"epochs = {batches * config.train.epochs} steps; {start}")
+
+
 def _refuse_changed_config(run: RunDir, config: TrainConfig) -> None:
     """Raise InputError when ``run``'s saved config differs from ``config`` in more than
     :data:`RESUMABLE_CHANGES`, naming the keys."""
@@ -291,13 +359,8 @@ class Trainer:
         self.sampler = EpochBatchSampler(len(self.dataset), config.data.batch_size,
                                          config.train.seed, accelerator.process_index,
                                          accelerator.num_processes)  # fmt: skip
-        self.loader = DataLoader(
-            self.dataset, batch_sampler=self.sampler, collate_fn=Collate(graph_nodes),
-            num_workers=config.data.num_workers, pin_memory=accelerator.device.type == "cuda",
-            # worker seeds come from this generator, never from the global one, so building
-            # a loader iterator leaves the training RNG (dropout) untouched: exact resume
-            generator=torch.Generator().manual_seed(config.train.seed),
-        )
+        self.loader = self._loader(self.dataset, self.sampler, graph_nodes)
+        self.validation = self._validation_loader(model, text_cache, graph_nodes)
         self.total_steps = config.train.epochs * self.sampler.batches_per_epoch
         optimizer = torch.optim.AdamW(parameter_groups(model, config),
                                       betas=tuple(config.optim.betas), eps=config.optim.eps)
@@ -309,6 +372,42 @@ class Trainer:
         if resume_from is not None:
             self._restore(resume_from)
         self.last_checkpoint = resume_from
+
+    def _loader(self, dataset: ManifestDataset, sampler: EpochBatchSampler,
+                graph_nodes: tuple[dict[str, int], torch.Tensor] | None) -> DataLoader:
+        return DataLoader(
+            dataset, batch_sampler=sampler, collate_fn=Collate(graph_nodes),
+            num_workers=self.config.data.num_workers,
+            pin_memory=self.accelerator.device.type == "cuda",
+            # worker seeds come from this generator, never from the global one, so building
+            # a loader iterator leaves the training RNG (dropout) untouched: exact resume
+            generator=torch.Generator().manual_seed(self.config.train.seed),
+        )
+
+    def _validation_loader(self, model: ClinicCLIP, text_cache: TextCache,
+                           graph_nodes: tuple[dict[str, int], torch.Tensor] | None,
+                           ) -> DataLoader | None:
+        """Batches of the validation split (fixed order, no augmentation, the training batch
+        size or the whole split when smaller; the incomplete tail left out), or None when
+        ``train.validation_loss`` is off or the manifest has no validation rows."""
+        config, world = self.config, self.accelerator.num_processes
+        rows = split_sizes(config.data.manifest)["validate"]
+        if not config.train.validation_loss or rows < max(world, 2):
+            if config.train.validation_loss:
+                log.info("%s: no validation rows; no validation loss is logged",
+                         config.data.manifest)
+            return None
+        dataset = ManifestDataset(
+            config.data.manifest, text_cache, _image_size(model, config),
+            Normalization(model.config.image.mean, model.config.image.std), augment=None,
+            split="validate", seed=config.train.seed, hard_negatives=config.loss.hard_negatives,
+            graphs=config.loss.graph, uncertain=config.data.uncertain,
+            clinical_encoding=config.loss.clinical_encoding,
+        )
+        size = min(config.data.batch_size, rows - rows % world)
+        sampler = EpochBatchSampler(rows, size, config.train.seed, self.accelerator.process_index,
+                                    world)
+        return self._loader(dataset, sampler, graph_nodes)
 
     def _restore(self, folder: Path) -> None:
         state_dir = folder / ckpt.STATE_DIR
@@ -340,10 +439,14 @@ class Trainer:
         main = accelerator.is_main_process
         if main:
             self.run.path.mkdir(parents=True, exist_ok=True)
-            config.save(self.run.config_file)
-        run_log = RunLog(self.run.logs, self.step) if main else None
+            config.save(self.run.config_file, self.provenance())
+        run_log = RunLog(self.run.logs, log_columns(config), self.step,
+                         config.train.log_with, self.run.path.name,
+                         flat_config(config.to_dict())) if main else None  # fmt: skip
+        # disable=None: a bar only on a terminal, no carriage returns in a batch job's log
         progress = tqdm(total=self.total_steps, initial=self.step, unit="step",
-                        disable=not (main and config.train.progress), dynamic_ncols=True)
+                        disable=None if main and config.train.progress else True,
+                        dynamic_ncols=True)
         try:
             stopped = self._epochs(run_log, progress)
         finally:
@@ -354,6 +457,12 @@ class Trainer:
             return TrainResult(self.step, self.last_checkpoint, finished=False)
         final = self._save(self.run.final, with_state=False)
         return TrainResult(self.step, final, finished=True)
+
+    def provenance(self) -> dict:
+        """Where this run comes from: versions, git commit, the manifest's hash, seed, device."""
+        return provenance({"train": self.config.data.manifest}, seed=self.config.train.seed,
+                          device=device_name(self.accelerator.device),
+                          processes=self.accelerator.num_processes)
 
     def _epochs(self, run_log: RunLog | None, progress) -> bool:
         """Run the remaining epochs; True when stopped early by ``stop_after_steps``."""
@@ -368,7 +477,10 @@ class Trainer:
             for batch in self.loader:
                 dropped = self._count_dropped(dropped, batch.dropped)
                 lrs = {group["name"]: group["lr"] for group in self.optimizer.param_groups}
-                loss = self._train_step(batch.to(accelerator.device, non_blocking=True))
+                logged = ((self.step + 1) % config.train.log_every == 0
+                          or self.batch_in_epoch + 1 == self.sampler.batches_per_epoch)
+                loss, terms = self._train_step(batch.to(accelerator.device, non_blocking=True),
+                                               with_terms=logged)
                 images += batch.size * accelerator.num_processes
                 epoch_of_step = self.epoch
                 self.step += 1
@@ -382,11 +494,13 @@ class Trainer:
                 rate = images / max(time.perf_counter() - started, 1e-9)
                 progress.update(1)
                 progress.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.1f}")
-                if run_log is not None and (self.step % config.train.log_every == 0
-                                            or self.batch_in_epoch == 0):
-                    run_log.write(self.step, epoch_of_step, loss,
-                                  lrs.get("backbones", math.nan), lrs.get("heads", math.nan),
-                                  rate)  # fmt: skip
+                if logged:
+                    values = {"loss": loss, **terms, "lr": lrs.get("backbones", math.nan),
+                              "lr_heads": lrs.get("heads", math.nan), "images_per_s": rate}
+                    if self.batch_in_epoch == 0 and self.validation is not None:
+                        values[VAL_LOSS] = self.validation_loss()
+                    if run_log is not None:
+                        run_log.write(self.step, epoch_of_step, values)
                     images, started = 0, time.perf_counter()
                 stop = stop_after is not None and self.step >= stop_after
                 every = config.train.checkpoint_every
@@ -410,8 +524,26 @@ class Trainer:
             )
         return dropped
 
-    def _train_step(self, batch: TrainBatch) -> float:
-        """Forward, loss, backward, clip, AdamW and schedule step; returns the loss."""
+    def validation_loss(self) -> float:
+        """The mean loss over the validation batches (evaluation mode, no gradients)."""
+        config, accelerator = self.config, self.accelerator
+        self.model.eval()
+        total, batches = 0.0, 0
+        with torch.no_grad():
+            for batch in self.validation:
+                batch = batch.to(accelerator.device, non_blocking=True)
+                with accelerator.autocast():
+                    embeddings = self.model(pixels=batch.pixels, text=batch.text,
+                                            attention_mask=batch.text_mask, graphs=batch.graphs)
+                    loss = variant_loss(embeddings, batch, config, self.unwrapped.temperature)
+                total, batches = total + loss.item(), batches + 1
+        self.model.train()
+        return total / max(batches, 1)
+
+    def _train_step(self, batch: TrainBatch, with_terms: bool = False,
+                    ) -> tuple[float, dict[str, float]]:
+        """Forward, loss, backward, clip, AdamW and schedule step; returns the loss and, when
+        ``with_terms``, its terms (:func:`loss_terms`)."""
         config, accelerator = self.config, self.accelerator
         temperature = self.unwrapped.temperature
         with accelerator.autocast():
@@ -422,6 +554,7 @@ class Trainer:
         if not math.isfinite(value):
             detail = describe_non_finite(embeddings, batch, config, temperature)
             self._diverged(f"the {config.loss.kind} loss is {value} ({detail})")
+        terms = loss_terms(embeddings, batch, config, temperature) if with_terms else {}
         accelerator.backward(loss)
         if config.optim.max_grad_norm is not None:
             norm = accelerator.clip_grad_norm_(self.model.parameters(), config.optim.max_grad_norm)
@@ -432,7 +565,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         if not accelerator.optimizer_step_was_skipped:
             self.scheduler.step()
-        return value
+        return value, terms
 
     def _diverged(self, what: str) -> None:
         kept = (f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint
