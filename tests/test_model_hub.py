@@ -11,11 +11,12 @@ import socket
 from pathlib import Path
 
 import huggingface_hub.constants
+import numpy as np
 import pytest
 import torch
 from api_fixtures import make_checkpoint
 
-from clip2clinic.api import Clip2Clinic
+from clip2clinic import Clip2Clinic, create_model_and_transforms
 from clip2clinic.io import InputError
 from clip2clinic.model import ClinicCLIP
 
@@ -58,6 +59,10 @@ def test_a_hub_id_loads_from_the_cache_offline(checkpoint, tmp_path, no_network,
     by_id = Clip2Clinic.from_pretrained(REPO_ID, cache_dir=cache)
     assert by_id.fingerprint == local.fingerprint
     assert (by_id.embed_texts(TEXTS) == local.embed_texts(TEXTS)).all()
+    model, preprocess, tokenizer = create_model_and_transforms(REPO_ID, cache_dir=cache)
+    with torch.no_grad():
+        embedded = model.encode_text(tokenizer(TEXTS)).numpy()
+    np.testing.assert_allclose(embedded, local.embed_texts(TEXTS), atol=1e-5)
     # HF_HUB_CACHE, as huggingface_hub reads it, is where a hub id is looked up by default
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
     model = ClinicCLIP.from_pretrained(REPO_ID)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from clip2clinic.embedded import is_hub_id
 from clip2clinic.inference import ImageEngine, ImageInput, TextEngine
 from clip2clinic.inference.batching import as_list
 from clip2clinic.io import InputError
-from clip2clinic.model import CONFIG_NAME, WEIGHTS_NAME, ClinicCLIP
+from clip2clinic.model import CONFIG_NAME, WEIGHTS_NAME, ClinicCLIP, TextInputs
 from clip2clinic.training.checkpoint import step_checkpoints
 
 #: Images, or their precomputed embeddings as one 2-D float array (N, embed_dim).
@@ -229,6 +229,21 @@ class Clip2Clinic:
                 f"{what}: embeddings have width {values.shape[1]}, the model {self.embed_dim}"
             )
         return values.astype(np.float32, copy=False)
+
+
+def create_model_and_transforms(
+    name_or_path: str | os.PathLike, device: str | torch.device = "cpu", **hub_kwargs: Any
+) -> tuple[ClinicCLIP, ImageEngine, Callable[[str | Sequence[str]], TextInputs]]:
+    """open_clip-style loading: ``(model, preprocess, tokenizer)`` of a checkpoint folder, run
+    dir or hub id (as :meth:`Clip2Clinic.from_pretrained` takes).
+
+    ``model`` is the :class:`ClinicCLIP` in eval mode; ``preprocess(image)`` turns a path, PIL
+    image or array into the ``(C, S, S)`` tensor ``model.encode_image`` takes (stack them);
+    ``tokenizer(texts)`` gives the :class:`TextInputs` ``model.encode_text`` takes (token ids,
+    or the frozen model's token features in text mode "head"), on the CPU.
+    """
+    clip = Clip2Clinic.from_pretrained(name_or_path, device=device, **hub_kwargs)
+    return clip.model, clip.images, clip.texts.tokenize
 
 
 def _names_hub_id(path: str | os.PathLike) -> bool:

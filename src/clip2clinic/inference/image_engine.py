@@ -49,6 +49,10 @@ class ImageEngine:
             )
         return self.transform(grey)
 
+    def __call__(self, image: ImageInput) -> torch.Tensor:
+        """One image → the tower's ``(C, S, S)`` input (the open_clip-style preprocess)."""
+        return self.pixels(image, 0)
+
     def embed(self, images: Sequence[ImageInput], batch_size: int = 32,
               progress: bool = False) -> np.ndarray:  # fmt: skip
         """Embeddings ``(N, embed_dim)`` float32, unit norm, in input order."""

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from clip2clinic.inference.batching import as_list, batches
 from clip2clinic.io import InputError
-from clip2clinic.model import ClinicCLIP
+from clip2clinic.model import ClinicCLIP, TextInputs
 
 
 class TextEngine:
@@ -33,6 +33,12 @@ class TextEngine:
         if self._inputs is None:
             self._inputs = self.model.text.input_encoder(self.device)
         return self._inputs
+
+    def tokenize(self, texts: str | Sequence[str]) -> TextInputs:
+        """One text or a list → the tower's inputs for :meth:`ClinicCLIP.encode_text`, padded
+        to the longest (on the CPU; the open_clip-style tokenizer)."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        return TextInputs(*self.inputs(texts))
 
     def embed(self, texts: Sequence[str], batch_size: int = 64,
               progress: bool = False) -> np.ndarray:  # fmt: skip

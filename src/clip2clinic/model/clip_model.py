@@ -14,7 +14,7 @@ import copy
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin
@@ -49,6 +49,14 @@ _CONFIG_NOISE = ("id2label", "label2id", "_name_or_path", "architectures", "tran
 def _architecture(model_config) -> dict:
     values = model_config.to_dict()
     return {key: value for key, value in values.items() if key not in _CONFIG_NOISE}
+
+
+class TextInputs(NamedTuple):
+    """A text tower's inputs: token ids (mode "full") or frozen token features (mode "head"),
+    and the attention mask."""
+
+    values: torch.Tensor
+    attention_mask: torch.Tensor
 
 
 class ClinicCLIP(
@@ -107,12 +115,19 @@ class ClinicCLIP(
         """Pixels ``(B, C, H, W)`` (C = 1 is replicated as needed) → unit ``(B, embed_dim)``."""
         return normalize(self.image(pixels), dim=-1)
 
-    def encode_text(self, text: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def encode_text(self, text: torch.Tensor | TextInputs,
+                    attention_mask: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
         """Reports → ``(B, embed_dim)``, unit norm.
 
         ``text`` is token ids ``(B, L)`` in text mode "full", or the cached token features
-        ``(B, L, H)`` of :func:`clip2clinic.model.encode_token_features` in mode "head".
+        ``(B, L, H)`` of :func:`clip2clinic.model.encode_token_features` in mode "head", with
+        its ``attention_mask``; or both as one :class:`TextInputs` (what the tokenizer of
+        :func:`clip2clinic.create_model_and_transforms` returns).
         """
+        if attention_mask is None:
+            if not isinstance(text, tuple):
+                raise ValueError("encode_text needs the attention_mask (or a TextInputs)")
+            text, attention_mask = text
         return normalize(self.text(text, attention_mask), dim=-1)
 
     def encode_graph(self, graphs: Batch) -> torch.Tensor:
