@@ -254,3 +254,37 @@ def test_docs_examples_run(checkpoints, films, tmp_path):
     }
     for block in blocks:
         exec(compile(block, "docs/api.md", "exec"), namespace)  # noqa: S102
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_open_clip_style_entry_point_gives_the_apis_embeddings(kind, checkpoints, clips, films):
+    import clip2clinic
+
+    model, preprocess, tokenizer = clip2clinic.create_model_and_transforms(checkpoints[kind])
+    with torch.no_grad():
+        images = model.encode_image(torch.stack([preprocess(p) for p in films]))
+        texts = model.encode_text(tokenizer(TEXTS))
+    np.testing.assert_allclose(images.numpy(), clips[kind].embed_images(films), atol=1e-5)
+    np.testing.assert_allclose(texts.numpy(), clips[kind].embed_texts(TEXTS), atol=1e-5)
+    one = tokenizer("No pneumothorax.")
+    assert one.values.shape[0] == 1 and one.attention_mask.all()
+
+
+def test_the_text_tower_makes_the_inputs_prepare_caches(checkpoints, monkeypatch):
+    """Mode "head": the tower's input encoder gives the cached frozen features (per text,
+    trimmed to its tokens), and keeps them: a text seen again skips the frozen model."""
+    model = reference_model(checkpoints["demo"])
+    assert model.text.cache_key == "features"
+    inputs = model.text.input_encoder()
+    cached, cached_mask = encode_token_features(TEXTS, MINILM_SOURCE, model.config.text.max_length)
+    features, mask = inputs(TEXTS)
+    length = mask.shape[1]
+    assert torch.equal(mask, cached_mask[:, :length]) and not cached_mask[:, length:].any()
+    torch.testing.assert_close(features.float(), cached[:, :length].float(), atol=2e-3, rtol=0)
+
+    def no_model_run(ids):
+        raise AssertionError("the frozen model ran for a text it had seen")
+
+    monkeypatch.setattr(inputs.encoder, "run", no_model_run)
+    again, _ = inputs(TEXTS[::-1])
+    assert torch.equal(again, features.flip(0)[:, : again.shape[1]])

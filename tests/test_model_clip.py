@@ -98,8 +98,11 @@ def test_save_and_load_round_trip_without_pickles(mode, tmp_path, monkeypatch):
     with torch.no_grad():
         model.log_temperature.fill_(-3.0)
     model.save_pretrained(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "README.md", "config.json", "model.safetensors"]  # fmt: skip
     saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["model_type"] == "clinic_clip" and saved["clip2clinic_version"]
+    assert saved["image"]["image_size"] == 32  # the preprocessing travels with the weights
     assert saved["text"]["config"]["hidden_size"] == 16 and saved["graph"]["node_dim"] == 16
 
     def no_pickles(*args, **kwargs):

@@ -66,8 +66,9 @@ def test_baseline_loss_falls_and_the_final_checkpoint_loads_alone(tiny_prepared_
     assert last < 0.85 * first and last < chance, values
     # the final folder alone rebuilds the trained model
     loaded = ClinicCLIP.from_pretrained(result.checkpoint)
-    assert set((result.checkpoint).iterdir()) == {
-        result.checkpoint / "model.safetensors", result.checkpoint / "config.json"}  # fmt: skip
+    assert {p.name for p in result.checkpoint.iterdir()} == {
+        "model.safetensors", "config.json", "README.md"}  # fmt: skip
+    assert "| seed | " in (result.checkpoint / "README.md").read_text()
     state = trainer.unwrapped.state_dict()
     assert all(torch.equal(value, state[name]) for name, value in loaded.state_dict().items())
     pixels = torch.randn(2, 1, 32, 32)

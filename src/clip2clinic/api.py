@@ -1,38 +1,32 @@
 """Use a trained ClinicCLIP: embed images and reports, zero-shot classify, retrieve reports.
 
-:class:`Clip2Clinic` wraps a :class:`~clip2clinic.model.ClinicCLIP` with the preprocessing
-its config implies: the evaluation image transform (the tower's image size, channels, mean and
-std) and the text path of its text mode ("full": tokenizer + fine-tuned tower; "head": the
-frozen source model's token features, then the trained head). Weights load from safetensors
-only. See docs/api.md.
+:class:`Clip2Clinic` is a facade over a :class:`~clip2clinic.model.ClinicCLIP` and two engines
+(:mod:`clip2clinic.inference`): the image engine applies the evaluation transform of the
+checkpoint's config (image size, channels, mean and std), the text engine the text tower's own
+inputs. A checkpoint folder (or hub id) is all it needs. Weights load from safetensors only.
+See docs/api.md.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
-from tqdm.auto import tqdm
 
-from clip2clinic.data.images import ImageLoadError, load_image, pil_to_grey, scale_to_uint8
-from clip2clinic.data.transforms import EvalTransform, Normalization
+from clip2clinic.embedded import is_hub_id
+from clip2clinic.inference import ImageEngine, ImageInput, TextEngine
+from clip2clinic.inference.batching import as_list
 from clip2clinic.io import InputError
-from clip2clinic.model import CONFIG_NAME, WEIGHTS_NAME, ClinicCLIP, FrozenTextEncoder
-from clip2clinic.model.towers import load_tokenizer
+from clip2clinic.model import CONFIG_NAME, WEIGHTS_NAME, ClinicCLIP, TextInputs
 from clip2clinic.run_dir import RunDir, is_checkpoint
 
-#: One image: a file path (JPEG, PNG, DICOM, ...), a PIL image, or a numpy array (2-D grey of
-#: any dtype, or H x W x 3/4 uint8 colour).
-ImageInput = str | os.PathLike | Image.Image | np.ndarray
 #: Images, or their precomputed embeddings as one 2-D float array (N, embed_dim).
 Images = Sequence[ImageInput] | np.ndarray
 #: Texts, or their precomputed embeddings as one 2-D float array (N, embed_dim).
@@ -75,8 +69,8 @@ class Clip2Clinic:
     """Inference with a ClinicCLIP model: every embedding is float32 and unit norm.
 
     Build it with :meth:`from_pretrained`, or around a model in memory (which it moves to
-    ``device`` and puts in eval mode). ``image_size`` overrides the image tower's own size (for
-    a run trained with ``data.image_size``).
+    ``device`` and puts in eval mode). ``image_size`` overrides the checkpoint's own input
+    size (``config.image.image_size``).
     """
 
     def __init__(
@@ -87,11 +81,8 @@ class Clip2Clinic:
     ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        config = model.config
-        self.image_size = image_size or _tower_image_size(model)
-        self.transform = EvalTransform(
-            self.image_size, Normalization(config.image.mean, config.image.std)
-        )
+        self.images = ImageEngine(self.model, self.device, image_size)
+        self.texts = TextEngine(self.model, self.device)
         self._fingerprint: str | None = None
 
     @classmethod
@@ -100,19 +91,29 @@ class Clip2Clinic:
         path: str | os.PathLike,
         device: str | torch.device = "cpu",
         image_size: int | None = None,
+        **hub_kwargs: Any,
     ) -> Clip2Clinic:
-        """Load a checkpoint folder or a run dir's final (else newest) checkpoint; see
-        :func:`resolve_checkpoint`."""
-        model = ClinicCLIP.from_pretrained(resolve_checkpoint(path), device=device)
+        """Load a checkpoint folder, a run dir's final (else newest) checkpoint (see
+        :func:`resolve_checkpoint`), or a hub id (``org/name``; ``hub_kwargs`` such as
+        ``revision``, ``cache_dir``, ``local_files_only`` go to
+        :meth:`ClinicCLIP.from_pretrained <clip2clinic.model.ClinicCLIP.from_pretrained>`)."""
+        source = path if _names_hub_id(path) else resolve_checkpoint(path)
+        model = ClinicCLIP.from_pretrained(source, device=device, **hub_kwargs)
         return cls(model, device=device, image_size=image_size)
 
-    def save_pretrained(self, path: str | os.PathLike) -> Path:
-        """Write ``model.safetensors`` + ``config.json`` into the folder ``path``."""
-        return self.model.save_pretrained(path)
+    def save_pretrained(self, path: str | os.PathLike, **kwargs: Any) -> Path:
+        """Write ``model.safetensors``, ``config.json`` and the model card into the folder
+        ``path`` (``kwargs``: see :meth:`ClinicCLIP.save_pretrained`)."""
+        return self.model.save_pretrained(path, **kwargs)
 
     @property
     def embed_dim(self) -> int:
         return self.model.config.embed_dim
+
+    @property
+    def image_size(self) -> int:
+        """The side of the square images are resized and cropped to."""
+        return self.images.image_size
 
     @property
     def temperature(self) -> float:
@@ -138,16 +139,8 @@ class Clip2Clinic:
     @property
     def preprocessing(self) -> dict[str, Any]:
         """What turns inputs into model inputs (part of an embedding cache key)."""
-        text = self.model.config.text
-        return {
-            "image_transform": "eval: shorter side resized, centre square, bilinear",
-            "image_size": self.image_size,
-            "mean": list(self.transform.normalization.mean),
-            "std": list(self.transform.normalization.std),
-            "text_mode": text.mode,
-            "text_source": text.source,
-            "max_length": text.max_length,
-        }
+        return {"image_transform": "eval: shorter side resized, centre square, bilinear",
+                **self.model.config.preprocessing, "image_size": self.image_size}
 
     # --- embeddings ------------------------------------------------------------------------
 
@@ -156,39 +149,18 @@ class Clip2Clinic:
     ) -> np.ndarray:
         """Image embeddings ``(N, embed_dim)``. An unreadable file raises InputError naming
         it (:func:`clip2clinic.evaluation.embeddings.cached_image_embeddings` skips instead)."""
-        images = _as_list(images, "images")
-        out = np.zeros((len(images), self.embed_dim), dtype=np.float32)
-        with tqdm(total=len(images), desc="images", unit="img", disable=not progress) as bar:
-            for rows in _batches(len(images), batch_size):
-                pixels = torch.stack([self._pixels(images[i], i) for i in rows])
-                with torch.inference_mode():
-                    embedded = self.model.encode_image(pixels.to(self.device))
-                out[rows] = embedded.float().cpu().numpy()
-                bar.update(len(rows))
-        return out
+        return self.images.embed(images, batch_size, progress)
 
     def embed_texts(
         self, texts: Sequence[str], batch_size: int = 64, progress: bool = False
     ) -> np.ndarray:
         """Text embeddings ``(N, embed_dim)``, truncated to the config's ``max_length`` tokens.
 
-        Texts run in batches of similar length; results come back in input order.
+        Texts run sorted by token count, in batches padded to their longest; results come back
+        in input order. In text mode "head" the frozen model's features of recent texts are
+        kept, so texts seen again cost only the head.
         """
-        texts = _as_list(texts, "texts")
-        for index, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise InputError(f"text {index}: expected a string, got {text!r}")
-        out = np.zeros((len(texts), self.embed_dim), dtype=np.float32)
-        by_length = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        with tqdm(total=len(texts), desc="texts", unit="text", disable=not progress) as bar:
-            for batch in _batches(len(texts), batch_size):
-                rows = [by_length[i] for i in batch]
-                tokens, mask = self._text_inputs([texts[i] for i in rows])
-                with torch.inference_mode():
-                    embedded = self.model.encode_text(tokens, mask)
-                out[rows] = embedded.float().cpu().numpy()
-                bar.update(len(rows))
-        return out
+        return self.texts.embed(texts, batch_size, progress)
 
     # --- uses ------------------------------------------------------------------------------
 
@@ -209,7 +181,7 @@ class Clip2Clinic:
         ``{label}``; default ``(["{label}"], ["No {label}"])``. Several templates form an
         ensemble: the mean of their embeddings, renormalised.
         """
-        labels = _as_list(labels, "labels")
+        labels = as_list(labels, "labels")
         positive, negative = templates or DEFAULT_TEMPLATES
         image_embeddings = self._image_embeddings(images)
         prompts = np.stack([self._prompt_embeddings(labels, positive),
@@ -230,39 +202,9 @@ class Clip2Clinic:
 
     # --- helpers ---------------------------------------------------------------------------
 
-    def _pixels(self, image: ImageInput, index: int) -> torch.Tensor:
-        if isinstance(image, (str, os.PathLike)):
-            try:
-                grey = load_image(image)
-            except ImageLoadError as exc:
-                raise InputError(str(exc)) from None
-        elif isinstance(image, Image.Image):
-            grey = pil_to_grey(image)
-        elif isinstance(image, np.ndarray):
-            grey = _array_to_grey(image, index)
-        else:
-            raise InputError(
-                f"image {index}: expected a path, PIL image or numpy array, got "
-                f"{type(image).__name__}"
-            )
-        return self.transform(grey)
-
-    def _text_inputs(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token ids (mode "full") or frozen token features (mode "head") and their masks."""
-        config = self.model.config.text
-        if config.mode == "full":
-            tokenizer = _tokenizer(config.source)
-            encoded = tokenizer(texts, truncation=True, max_length=config.max_length,
-                                padding=True, return_tensors="pt")  # fmt: skip
-            return encoded["input_ids"].to(self.device), encoded["attention_mask"].to(self.device)
-        frozen = _frozen_text_encoder(config.source, config.max_length, str(self.device))
-        features, mask = frozen.token_features(texts, batch_size=len(texts))
-        length = max(1, int(mask.sum(dim=1).max()))
-        return features[:, :length].to(self.device), mask[:, :length].to(self.device)
-
     def _prompt_embeddings(self, labels: list[str], templates: Sequence[str]) -> np.ndarray:
         """``(len(labels), D)``: each label's prompts embedded, averaged and renormalised."""
-        templates = _as_list(templates, "templates")
+        templates = as_list(templates, "templates")
         if not templates or any("{label}" not in t for t in templates):
             raise InputError(f"templates: each needs a {{label}} placeholder, got {templates}")
         prompts = [t.replace("{label}", label) for label in labels for t in templates]
@@ -287,55 +229,31 @@ class Clip2Clinic:
         return values.astype(np.float32, copy=False)
 
 
-@functools.lru_cache(maxsize=4)
-def _tokenizer(source: str) -> Any:
-    return load_tokenizer(source)
+def create_model_and_transforms(
+    name_or_path: str | os.PathLike, device: str | torch.device = "cpu", **hub_kwargs: Any
+) -> tuple[ClinicCLIP, ImageEngine, Callable[[str | Sequence[str]], TextInputs]]:
+    """open_clip-style loading: ``(model, preprocess, tokenizer)`` of a checkpoint folder, run
+    dir or hub id (as :meth:`Clip2Clinic.from_pretrained` takes).
+
+    ``model`` is the :class:`ClinicCLIP` in eval mode; ``preprocess(image)`` turns a path, PIL
+    image or array into the ``(C, S, S)`` tensor ``model.encode_image`` takes (stack them);
+    ``tokenizer(texts)`` gives the :class:`TextInputs` ``model.encode_text`` takes (token ids,
+    or the frozen model's token features in text mode "head"), on the CPU.
+    """
+    clip = Clip2Clinic.from_pretrained(name_or_path, device=device, **hub_kwargs)
+    return clip.model, clip.images, clip.texts.tokenize
 
 
-@functools.lru_cache(maxsize=2)
-def _frozen_text_encoder(source: str, max_length: int, device: str) -> FrozenTextEncoder:
-    """The frozen text model of text mode "head", loaded once and shared by every checkpoint
-    of the same preset (e.g. the variants a demo evaluates)."""
-    return FrozenTextEncoder(source, max_length, device)
-
-
-def _tower_image_size(model: ClinicCLIP) -> int:
-    size = model.image.backbone.config.image_size
-    return int(size if isinstance(size, int) else size[0])
+def _names_hub_id(path: str | os.PathLike) -> bool:
+    """True for a hub id that is not also a local path."""
+    return isinstance(path, str) and not Path(path).exists() and is_hub_id(path) \
+        and "/" in path
 
 
 def _is_embeddings(values: Any) -> bool:
     """A 2-D float numpy array stands for precomputed embeddings."""
     return (isinstance(values, np.ndarray) and values.ndim == 2
             and np.issubdtype(values.dtype, np.floating))  # fmt: skip
-
-
-def _as_list(values: Any, what: str) -> list:
-    if isinstance(values, (str, os.PathLike, Image.Image)):
-        raise InputError(f"{what}: pass a list, not a single {type(values).__name__}")
-    return list(values)
-
-
-def _batches(count: int, batch_size: int) -> Iterator[list[int]]:
-    if batch_size < 1:
-        raise InputError(f"batch_size: must be at least 1, got {batch_size}")
-    for start in range(0, count, batch_size):
-        yield list(range(start, min(start + batch_size, count)))
-
-
-def _array_to_grey(image: np.ndarray, index: int) -> np.ndarray:
-    """A numpy image as 2-D uint8 grey: grey of any dtype is scaled by its range, colour
-    (H x W x 3/4 uint8) converted with Pillow's luma transform."""
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[..., 0]
-    if image.ndim == 2 and image.size:
-        return scale_to_uint8(image)
-    if image.ndim == 3 and image.shape[2] in (3, 4) and image.dtype == np.uint8:
-        return np.asarray(Image.fromarray(image[..., :3], "RGB").convert("L"))
-    raise InputError(
-        f"image {index}: a numpy image must be 2-D grey or H x W x 3/4 uint8 colour, got "
-        f"{image.dtype} {image.shape}"
-    )
 
 
 def _image_index(images: Images) -> pd.Index | None:

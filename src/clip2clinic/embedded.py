@@ -73,9 +73,14 @@ def resolve_source(source: str) -> str:
         return str(package_model_dir(source.removeprefix(PACKAGE_SCHEME)))
     if Path(source).is_dir():
         return source
-    if _HUB_ID.match(source) and ".." not in source:
+    if is_hub_id(source):
         return source
     raise InputError(f"model source {source!r}: no such folder, and not a hub id (org/name)")
+
+
+def is_hub_id(name: str) -> bool:
+    """True for a well-formed hub id (``name`` or ``org/name``; no ``..``)."""
+    return bool(_HUB_ID.match(name)) and ".." not in name
 
 
 def hub_offline() -> bool:

@@ -1,7 +1,13 @@
 """The CLIP model: transformers image/text towers, a text head over cached frozen features,
 a GCN over report graphs; architecture in :class:`ClinicCLIPConfig`, weights in safetensors."""
 
-from clip2clinic.model.clip_model import CONFIG_NAME, WEIGHTS_NAME, ClinicCLIP
+from clip2clinic.model.clip_model import (
+    CONFIG_NAME,
+    TEXT_TOWERS,
+    WEIGHTS_NAME,
+    ClinicCLIP,
+    TextInputs,
+)
 from clip2clinic.model.config import (
     ClinicCLIPConfig,
     GraphConfig,
@@ -22,6 +28,7 @@ from clip2clinic.model.towers import ImageTower, TextTower, load_backbone, load_
 
 __all__ = [
     "CONFIG_NAME",
+    "TEXT_TOWERS",
     "WEIGHTS_NAME",
     "ClinicCLIP",
     "ClinicCLIPConfig",
@@ -32,6 +39,7 @@ __all__ = [
     "ImageTowerConfig",
     "TextHead",
     "TextHeadConfig",
+    "TextInputs",
     "TextTower",
     "TextTowerConfig",
     "embedded_config",

@@ -1,5 +1,12 @@
 """ClinicCLIP: image tower, text tower (fine-tuned or head over cached features), optional
-graph encoder, each giving L2-normalised ``embed_dim`` vectors; saved as safetensors + JSON."""
+graph encoder, each giving L2-normalised ``embed_dim`` vectors.
+
+Saved the Hugging Face way (:class:`huggingface_hub.PyTorchModelHubMixin`): ``config.json``
+(``model_type``, the clip2clinic version, the architecture and preprocessing),
+``model.safetensors`` and a model card ``README.md``; loaded from a folder or a hub id, and
+``push_to_hub`` uploads the three. Weights load from safetensors only, a config is data (never
+code), and a non-finite weight is refused.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +14,32 @@ import copy
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
+from huggingface_hub import PyTorchModelHubMixin
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import nn
 from torch.nn.functional import normalize
 
-from clip2clinic.io import InputError, atomic_path
+from clip2clinic.io import InputError, atomic_path, write_text_atomic
+from clip2clinic.model.card import TAGS, model_card
 from clip2clinic.model.config import ClinicCLIPConfig
 from clip2clinic.model.graph_encoder import GraphEncoder
+from clip2clinic.model.hub import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, checkpoint_folder
 from clip2clinic.model.text_head import TextHead
-from clip2clinic.model.towers import ImageTower, TextTower, tower_config
+from clip2clinic.model.towers import ImageTower, TextTower
 
 if TYPE_CHECKING:
+    from huggingface_hub import ModelCard
     from torch_geometric.data import Batch
 
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
+#: The text tower of each text mode: the one place a mode is mapped to what it computes. Each
+#: builds from the text config (``build``), names its inputs in a prepared text cache
+#: (``cache_key``), checks a cache's shape (``check_cache``) and makes its inputs from
+#: strings (``input_encoder``).
+TEXT_TOWERS: dict[str, type[TextTower] | type[TextHead]] = {"full": TextTower, "head": TextHead}
 MIN_TEMPERATURE = 0.01
 """Lower bound of a learned temperature (open_clip's maximum logit scale, 100)."""
 #: Keys of a transformers config that describe task heads or provenance, not the backbone.
@@ -37,12 +51,28 @@ def _architecture(model_config) -> dict:
     return {key: value for key, value in values.items() if key not in _CONFIG_NOISE}
 
 
-class ClinicCLIP(nn.Module):
+class TextInputs(NamedTuple):
+    """A text tower's inputs: token ids (mode "full") or frozen token features (mode "head"),
+    and the attention mask."""
+
+    values: torch.Tensor
+    attention_mask: torch.Tensor
+
+
+class ClinicCLIP(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="clip2clinic",
+    license="other",
+    pipeline_tag="zero-shot-image-classification",
+    tags=list(TAGS),
+):
     """The CLIP model of the paper: ``encode_image``, ``encode_text``, ``encode_graph``.
 
     ``pretrained`` loads tower weights from their sources; :meth:`from_pretrained` builds
     with ``pretrained=False`` (architecture from the config alone) and loads saved weights.
-    ``self.config`` holds the full tower configs once built, so it rebuilds without the hub.
+    ``self.config`` holds the full tower configs and the image size once built, so it
+    rebuilds without the hub.
     """
 
     def __init__(self, config: ClinicCLIPConfig, pretrained: bool = True):
@@ -50,12 +80,9 @@ class ClinicCLIP(nn.Module):
         config = copy.deepcopy(config)
         self.image = ImageTower(config.image, config.embed_dim, pretrained)
         config.image.config = _architecture(self.image.backbone.config)
-        if config.text.mode == "full":
-            self.text = TextTower(config.text, config.embed_dim, pretrained)
-            text_config = self.text.backbone.config
-        else:
-            text_config = tower_config(config.text.source, config.text.config)
-            self.text = TextHead(text_config.hidden_size, config.text.head, config.embed_dim)
+        config.image.image_size = config.image.image_size or _image_size(self.image)
+        self.text = TEXT_TOWERS[config.text.mode].build(config.text, config.embed_dim, pretrained)
+        text_config = self.text.source_config
         config.text.config = _architecture(text_config)
         self.graph = None
         if config.graph is not None:
@@ -88,12 +115,19 @@ class ClinicCLIP(nn.Module):
         """Pixels ``(B, C, H, W)`` (C = 1 is replicated as needed) → unit ``(B, embed_dim)``."""
         return normalize(self.image(pixels), dim=-1)
 
-    def encode_text(self, text: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def encode_text(self, text: torch.Tensor | TextInputs,
+                    attention_mask: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
         """Reports → ``(B, embed_dim)``, unit norm.
 
         ``text`` is token ids ``(B, L)`` in text mode "full", or the cached token features
-        ``(B, L, H)`` of :func:`clip2clinic.model.encode_token_features` in mode "head".
+        ``(B, L, H)`` of :func:`clip2clinic.model.encode_token_features` in mode "head", with
+        its ``attention_mask``; or both as one :class:`TextInputs` (what the tokenizer of
+        :func:`clip2clinic.create_model_and_transforms` returns).
         """
+        if attention_mask is None:
+            if not isinstance(text, tuple):
+                raise ValueError("encode_text needs the attention_mask (or a TextInputs)")
+            text, attention_mask = text
         return normalize(self.text(text, attention_mask), dim=-1)
 
     def encode_graph(self, graphs: Batch) -> torch.Tensor:
@@ -148,22 +182,73 @@ class ClinicCLIP(nn.Module):
                 enabled.append(backbone.config.model_type)
         return enabled
 
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write ``model.safetensors`` and ``config.json`` (each atomically) into ``directory``."""
-        directory = Path(directory)
+    # --- saving and loading, the huggingface_hub way ----------------------------------------
+
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        *,
+        config: None = None,
+        model_card_kwargs: dict[str, Any] | None = None,
+        push_to_hub: bool = False,
+        repo_id: str | None = None,
+        **push_to_hub_kwargs: Any,
+    ) -> Path:
+        """Write ``model.safetensors``, ``config.json`` and the model card ``README.md`` (each
+        atomically) into ``save_directory``; returns it. ``model_card_kwargs``: see
+        :func:`clip2clinic.model.card.model_card` (variant, training_data, settings, metrics).
+        ``push_to_hub`` also uploads them to ``repo_id`` (default: the folder's name)."""
+        if config is not None:
+            raise ValueError("a ClinicCLIP saves its own config; build the model from another")
+        directory = Path(save_directory)
         directory.mkdir(parents=True, exist_ok=True)
         with atomic_path(directory / WEIGHTS_NAME) as tmp:
             save_model(self, str(tmp), metadata={"format": "pt"})
         self.config.save(directory / CONFIG_NAME)
+        card = self.generate_model_card(**(model_card_kwargs or {}))
+        write_text_atomic(str(card), directory / CARD_NAME)
+        if push_to_hub:
+            self.push_to_hub(repo_id or directory.name, model_card_kwargs=model_card_kwargs,
+                             **push_to_hub_kwargs)  # fmt: skip
         return directory
+
+    def push_to_hub(self, repo_id: str, *, model_card_kwargs: dict[str, Any] | None = None,
+                    **kwargs: Any) -> str:
+        """Upload what :meth:`save_pretrained` writes to the Hub repository ``repo_id`` (created
+        if missing; ``kwargs``: ``private``, ``token``, ``branch``, ``commit_message``, ... of
+        :meth:`huggingface_hub.ModelHubMixin.push_to_hub`); the card's usage names the repo.
+        Weights trained on MIMIC-CXR may go only to a private or gated repository (see the
+        card's limitations)."""
+        card = {"repo_id": repo_id, **(model_card_kwargs or {})}
+        return super().push_to_hub(repo_id, model_card_kwargs=card, **kwargs)
+
+    def generate_model_card(self, **kwargs: Any) -> ModelCard:
+        """The model card of this model (see :func:`clip2clinic.model.card.model_card`)."""
+        return model_card(self.config, **kwargs)
 
     @classmethod
     def from_pretrained(
-        cls, directory: str | os.PathLike, device: str | torch.device = "cpu"
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *,
+        device: str | torch.device = "cpu",
+        revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        force_download: bool = False,
     ) -> ClinicCLIP:
-        """Rebuild a model saved by :meth:`save_pretrained` from its two files alone; weights
-        that do not fit the config, or any non-finite weight, raise InputError naming it."""
-        directory = Path(directory)
+        """Rebuild a model saved by :meth:`save_pretrained` from a folder or a hub id (see
+        :func:`clip2clinic.model.hub.checkpoint_folder`: Hub cache, ``HF_HUB_OFFLINE``).
+
+        The architecture comes from ``config.json`` alone (tower sources pass the allow-list
+        and are never downloaded); weights from ``model.safetensors`` only. Weights that do
+        not fit the config, or any non-finite weight, raise InputError naming it.
+        """
+        directory = checkpoint_folder(
+            pretrained_model_name_or_path, revision=revision, cache_dir=cache_dir,
+            local_files_only=local_files_only, token=token, force_download=force_download,
+        )  # fmt: skip
         for name in (CONFIG_NAME, WEIGHTS_NAME):
             if not (directory / name).is_file():
                 raise InputError(f"{directory}: no {name}; not a ClinicCLIP checkpoint folder")
@@ -180,3 +265,8 @@ class ClinicCLIP(nn.Module):
                 raise InputError(f"{directory / WEIGHTS_NAME}: tensor {name!r} has {bad} "
                                  "non-finite value(s) (NaN or infinity); refusing to load it")
         return model.to(device)
+
+
+def _image_size(tower: ImageTower) -> int:
+    size = tower.backbone.config.image_size
+    return int(size if isinstance(size, int) else size[0])

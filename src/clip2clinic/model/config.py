@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,13 @@ PAPER_IMAGE_SOURCE = "microsoft/swin-tiny-patch4-window7-224"
 PAPER_TEXT_SOURCE = "emilyalsentzer/Bio_ClinicalBERT"
 #: Upper bounds of this file's own size fields (the towers' are in model.towers.SIZE_LIMITS).
 _SIZE_LIMITS = {"embed_dim": 8_192, "max_length": 16_384, "width": 16_384, "layers": 64,
-                "heads": 256, "ff_dim": 65_536, "hidden_dim": 16_384, "node_dim": 16_384}
+                "heads": 256, "ff_dim": 65_536, "hidden_dim": 16_384, "node_dim": 16_384,
+                "image_size": 4_096}
+#: ``model_type`` of a ClinicCLIP ``config.json`` (beside ``clip2clinic_version``, the
+#: package version that wrote it); a config.json without them is an older checkpoint.
+MODEL_TYPE = "clinic_clip"
+MODEL_TYPE_KEY = "model_type"
+VERSION_KEY = "clip2clinic_version"
 
 
 def _check_choice(where: str, value: str, choices: tuple[str, ...]) -> None:
@@ -71,7 +78,8 @@ class ImageTowerConfig:
     """Image tower: a transformers vision model (Swin by default), pooled and projected.
 
     ``mean``/``std`` are the per-channel normalisation the tower expects; their length is the
-    number of input channels the data pipeline should produce.
+    number of input channels the data pipeline should produce. ``image_size`` is the side of
+    the square the pipeline feeds it (None: the backbone's own size, written in when built).
     """
 
     source: str | None = None
@@ -79,11 +87,14 @@ class ImageTowerConfig:
     pooling: str = "pooler"
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
+    image_size: int | None = None
 
     def __post_init__(self) -> None:
         where = "model.image"
         _check_tower_source(where, self.source, self.config)
         _check_choice(f"{where}.pooling", self.pooling, TOWER_POOLINGS)
+        if self.image_size is not None:
+            check_sizes(where, {"image_size": self.image_size}, _SIZE_LIMITS, low=8)
         self.mean, self.std = tuple(map(float, self.mean)), tuple(map(float, self.std))
         if len(self.mean) != len(self.std) or not self.mean:
             raise InputError(f"{where}: mean {self.mean} and std {self.std} need the same length")
@@ -173,14 +184,34 @@ class ClinicCLIPConfig:
         """A plain dict of lists, numbers and strings (JSON and ``yaml.safe_dump`` friendly)."""
         return _plain(asdict(self))
 
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        """What turns an image and a report into this model's inputs (image size, channel
+        mean/std, text mode, source and max length): all a checkpoint needs to be used."""
+        image, text = self.image, self.text
+        return {"image_size": image.image_size, "mean": list(image.mean), "std": list(image.std),
+                "text_mode": text.mode, "text_source": text.source,
+                "max_length": text.max_length}  # fmt: skip
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ClinicCLIPConfig:
-        """Build from a dict such as :meth:`to_dict` gives; unknown keys raise InputError."""
+        """Build from a dict such as :meth:`to_dict` gives (``model_type`` and
+        ``clip2clinic_version`` of a ``config.json`` are accepted); unknown keys raise
+        InputError, and so does another ``model_type``."""
+        if isinstance(data, Mapping) and (MODEL_TYPE_KEY in data or VERSION_KEY in data):
+            data = dict(data)
+            model_type = data.pop(MODEL_TYPE_KEY, MODEL_TYPE)
+            data.pop(VERSION_KEY, None)
+            if model_type != MODEL_TYPE:
+                raise InputError(f"model.model_type: {model_type!r} is not a ClinicCLIP "
+                                 f"config ({MODEL_TYPE!r})")
         return _from_mapping(cls, data, "model")
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write as indented JSON, atomically."""
-        write_text_atomic(json.dumps(self.to_dict(), indent=2) + "\n", path)
+        """Write as indented JSON, atomically, headed by ``model_type`` and the version of
+        clip2clinic that wrote it."""
+        header = {MODEL_TYPE_KEY: MODEL_TYPE, VERSION_KEY: package_version()}
+        write_text_atomic(json.dumps({**header, **self.to_dict()}, indent=2) + "\n", path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ClinicCLIPConfig:
@@ -190,6 +221,14 @@ class ClinicCLIPConfig:
         except (OSError, json.JSONDecodeError) as exc:
             raise InputError(f"{path}: cannot read model config ({exc})") from None
         return cls.from_dict(data)
+
+
+def package_version() -> str:
+    """The installed clip2clinic version ("unknown" when run from a bare source tree)."""
+    try:
+        return metadata.version("clip2clinic")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _plain(value: Any) -> Any:

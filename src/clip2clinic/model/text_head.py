@@ -9,16 +9,41 @@ attention pooling (a learned query over the tokens) or mean pooling, and a proje
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from clip2clinic.model.config import TextHeadConfig
-from clip2clinic.model.towers import masked_mean
+from clip2clinic.model.config import TextHeadConfig, TextTowerConfig
+from clip2clinic.model.frozen_text import FeatureInputs
+from clip2clinic.model.towers import masked_mean, tower_config
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
 
 
 class TextHead(nn.Module):
-    """Token features ``(B, L, input_dim)`` + mask ``(B, L)`` → ``(B, embed_dim)``."""
+    """Token features ``(B, L, input_dim)`` + mask ``(B, L)`` → ``(B, embed_dim)``.
+
+    Text mode "head": :attr:`cache_key` names the frozen model's token features in a
+    prepared text cache, and :meth:`input_encoder` computes them from strings (built with
+    :meth:`build`, which records the frozen source model).
+    """
+
+    cache_key = "features"
+    source: str | None = None
+    max_length: int | None = None
+    source_config: PretrainedConfig | None = None
+
+    @classmethod
+    def build(cls, config: TextTowerConfig, embed_dim: int, pretrained: bool = True) -> TextHead:
+        """The head of a text tower config in mode "head", over its frozen source model
+        (``pretrained`` does not apply: the frozen model is no part of the head)."""
+        source_config = tower_config(config.source, config.config)
+        head = cls(source_config.hidden_size, config.head, embed_dim)
+        head.source, head.max_length = config.source, config.max_length
+        head.source_config = source_config
+        return head
 
     def __init__(self, input_dim: int, config: TextHeadConfig, embed_dim: int):
         super().__init__()
@@ -46,6 +71,20 @@ class TextHead(nn.Module):
         )
         self.output_norm = nn.LayerNorm(config.width)
         self.projection = nn.Linear(config.width, embed_dim)
+
+    def input_encoder(self, device: str | torch.device = "cpu") -> FeatureInputs:
+        """Strings → this head's inputs: the frozen model's token features (run on
+        ``device``) and masks."""
+        if self.source is None or self.max_length is None:
+            raise ValueError("this text head has no frozen source model to make its inputs")
+        return FeatureInputs(self.source, self.max_length, device)
+
+    def check_cache(self, shape: tuple[int, ...]) -> str | None:
+        """Why cached ``features`` of ``shape`` (N, L, H) do not fit, or None."""
+        width = self.input_norm.normalized_shape[0]
+        if shape[2] != width:
+            return f"token features of width {shape[2]}, the text head takes {width}"
+        return None
 
     def forward(self, features: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if not features.is_floating_point() or features.ndim != 3:

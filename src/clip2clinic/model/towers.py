@@ -9,6 +9,7 @@ normalises.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -180,15 +181,71 @@ class ImageTower(nn.Module):
         return self.projection(pool(output, None, self.pooling))
 
 
+class TokenInputs:
+    """Text mode "full"'s inputs: token ids and attention masks from the source's tokenizer,
+    truncated to ``max_length`` and padded to the longest text of the call."""
+
+    def __init__(self, source: str | None, max_length: int):
+        if source is None:
+            raise ValueError("this text tower has no source, so no tokenizer to make its inputs")
+        self.source, self.max_length = source, max_length
+
+    def __call__(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        encoded = cached_tokenizer(self.source)(texts, truncation=True, max_length=self.max_length,
+                                                padding=True, return_tensors="pt")  # fmt: skip
+        return encoded["input_ids"], encoded["attention_mask"]
+
+    def lengths(self, texts: list[str]) -> list[int]:
+        """Token count of each text after truncation (for batching texts of like length)."""
+        ids = cached_tokenizer(self.source)(texts, truncation=True,
+                                            max_length=self.max_length)["input_ids"]
+        return [len(row) for row in ids]
+
+
+@functools.lru_cache(maxsize=4)
+def cached_tokenizer(source: str) -> Any:
+    """:func:`load_tokenizer` of ``source``, loaded once per process (never downloads)."""
+    return load_tokenizer(source)
+
+
 class TextTower(nn.Module):
-    """Language backbone (fine-tuned) → pooling → linear projection to ``embed_dim``."""
+    """Language backbone (fine-tuned) → pooling → linear projection to ``embed_dim``.
+
+    Text mode "full": it takes token ids; :attr:`cache_key` names them in a prepared text
+    cache and :meth:`input_encoder` makes them from strings.
+    """
+
+    cache_key = "input_ids"
 
     def __init__(self, config: TextTowerConfig, embed_dim: int, pretrained: bool = True):
         super().__init__()
         self.pooling = config.pooling
+        self.source, self.max_length = config.source, config.max_length
         self.backbone = load_backbone(config.source, config.config, pretrained)
         drop_unused_pooler(self.backbone, self.pooling)
         self.projection = nn.Linear(self.backbone.config.hidden_size, embed_dim)
+
+    @classmethod
+    def build(cls, config: TextTowerConfig, embed_dim: int, pretrained: bool = True) -> TextTower:
+        """The tower of a text tower config in mode "full" (same as the constructor)."""
+        return cls(config, embed_dim, pretrained)
+
+    @property
+    def source_config(self) -> PretrainedConfig:
+        """The transformers config of the text model."""
+        return self.backbone.config
+
+    def input_encoder(self, device: str | torch.device = "cpu") -> TokenInputs:
+        """Strings → this tower's inputs (token ids, masks); ``device`` is where they go."""
+        return TokenInputs(self.source, self.max_length)
+
+    def check_cache(self, shape: tuple[int, ...]) -> str | None:
+        """Why a cached ``input_ids`` tensor of ``shape`` (N, L) does not fit, or None."""
+        positions = getattr(self.backbone.config, "max_position_embeddings", None)
+        if positions is not None and shape[1] > positions:
+            return (f"{shape[1]} tokens per text, the text tower takes at most {positions}; "
+                    "prepare with a smaller --max-length")
+        return None
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if input_ids.dtype not in (torch.int32, torch.int64) or input_ids.ndim != 2:

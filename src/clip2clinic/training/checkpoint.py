@@ -23,7 +23,7 @@ import random
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,6 +33,9 @@ from safetensors.torch import load_file, save_file
 from clip2clinic.io import InputError, follow_umask, sync_tree, write_text_atomic
 from clip2clinic.model.clip_model import WEIGHTS_NAME
 from clip2clinic.run_dir import RunDir
+
+if TYPE_CHECKING:
+    from clip2clinic.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,26 @@ def check_weights(folder: Path) -> None:
                                      "(NaN or infinity); refusing to load it")
     except (OSError, SafetensorError) as exc:
         raise InputError(f"{path}: unreadable weights ({exc})") from None
+
+
+def model_card_kwargs(config: TrainConfig) -> dict[str, Any]:
+    """What a checkpoint's model card says about its training (see
+    :func:`clip2clinic.model.card.model_card`): the variant, the manifest, the settings."""
+    loss, optim, train, data = config.loss, config.optim, config.train, config.data
+    streams = "+".join(loss.streams) or "none"
+    settings = {
+        "preset": config.preset or "custom",
+        "loss": f"{loss.kind}; soft-label streams {streams}; hard negatives "
+                f"{'yes' if loss.hard_negatives else 'no'}; graph {'yes' if loss.graph else 'no'}",
+        "epochs": train.epochs,
+        "batch size": data.batch_size,
+        "learning rates (backbones / heads)": f"{optim.lr_backbones} / {optim.lr_heads}",
+        "seed": train.seed,
+        "mixed precision": train.mixed_precision,
+    }
+    return {"variant": config.variant, "settings": settings,
+            "training_data": f"The manifest `{Path(data.manifest).name}` (prepared by "
+                             f"`clip2clinic prepare`, in `{Path(data.manifest).parent.name}/`)."}
 
 
 def fresh_folder(path: Path) -> Path:

@@ -51,7 +51,7 @@ from clip2clinic.data.transforms import (
 )
 from clip2clinic.io import InputError
 from clip2clinic.losses import DEFAULT_CLINICAL_ENCODING, clinical_vectors
-from clip2clinic.model import graphs_to_batch
+from clip2clinic.model import TEXT_TOWERS, graphs_to_batch
 
 if TYPE_CHECKING:
     from torch_geometric.data import Batch
@@ -98,24 +98,25 @@ class TextCache:
         return values, mask.bool()
 
 
+#: The file of a manifest's cache holding each text tower input (by the tower's cache_key).
+TEXT_CACHE_FILES = {"input_ids": TOKENS, "features": FEATURES}
+TEXT_CACHE_MISSING = {
+    "input_ids": "run `clip2clinic prepare` first",
+    "features": "the text head needs the frozen model's token features (run prepare without "
+                "--no-text-features)",
+}
+
+
 def open_text_cache(manifest: str | os.PathLike, text_mode: str) -> TextCache:
-    """The token-id cache (mode "full") or frozen-feature cache (mode "head") of a manifest;
-    raises InputError when it was made for other texts than the manifest's (caches of two
-    ``prepare`` runs mixed: every text id would point at the wrong report)."""
-    cache = cache_dir_for(manifest)
-    if text_mode == "head":
-        path = cache / FEATURES
-        if not path.is_file():
-            raise InputError(
-                f"{path}: missing; the text head needs the frozen model's token features "
-                "(run prepare without --no-text-features)"
-            )
-        text_cache = TextCache(path, "features")
-    else:
-        path = cache / TOKENS
-        if not path.is_file():
-            raise InputError(f"{path}: missing; run `clip2clinic prepare` first")
-        text_cache = TextCache(path, "input_ids")
+    """The cache of what the text tower of ``text_mode`` takes (its ``cache_key``: token ids,
+    or the frozen model's token features); raises InputError when it was made for other texts
+    than the manifest's (caches of two ``prepare`` runs mixed: every text id would point at
+    the wrong report)."""
+    values_key = TEXT_TOWERS[text_mode].cache_key
+    path = cache_dir_for(manifest) / TEXT_CACHE_FILES[values_key]
+    if not path.is_file():
+        raise InputError(f"{path}: missing; {TEXT_CACHE_MISSING[values_key]}")
+    text_cache = TextCache(path, values_key)
     made_for = text_cache.metadata.get("text_fingerprint")
     columns = pd.read_parquet(manifest, columns=["report", "hard_negative", "omitted"])
     expected = texts_fingerprint(text_table(pd.concat([columns[c] for c in columns]))["text"])

@@ -190,6 +190,8 @@ def build_model(config: TrainConfig, node_dim: int | None) -> ClinicCLIP:
     model_config = copy.deepcopy(config.model)
     if model_config.graph is not None and model_config.graph.node_dim is None:
         model_config.graph.node_dim = node_dim
+    if config.data.image_size is not None:  # the checkpoint records what it was trained on
+        model_config.image.image_size = config.data.image_size
     return ClinicCLIP(model_config, pretrained=True)
 
 
@@ -207,18 +209,9 @@ def check_text_model(config: TrainConfig, text_cache: TextCache) -> None:
 def check_caches(model: ClinicCLIP, text_cache: TextCache,
                  node_table: torch.Tensor | None) -> None:
     """Refuse caches whose shapes do not fit the built model, naming the cache."""
-    text = model.config.text
-    if text.mode == "head":
-        width = model.text.input_norm.normalized_shape[0]
-        if text_cache.shape[2] != width:
-            raise InputError(f"{text_cache.path}: token features of width {text_cache.shape[2]}, "
-                             f"the text head takes {width}")
-    else:
-        positions = getattr(model.text.backbone.config, "max_position_embeddings", None)
-        if positions is not None and text_cache.shape[1] > positions:
-            raise InputError(f"{text_cache.path}: {text_cache.shape[1]} tokens per text, the "
-                             f"text tower takes at most {positions}; prepare with a smaller "
-                             "--max-length")
+    problem = model.text.check_cache(text_cache.shape)
+    if problem is not None:
+        raise InputError(f"{text_cache.path}: {problem}")
     if node_table is not None and node_table.shape[1] != model.graph.node_dim:
         raise InputError(f"graph node features have width {node_table.shape[1]}, the graph "
                          f"encoder takes {model.graph.node_dim}")
@@ -245,10 +238,7 @@ def _multi_cpu() -> bool:
 
 
 def _image_size(model: ClinicCLIP, config: TrainConfig) -> int:
-    if config.data.image_size is not None:
-        return config.data.image_size
-    size = model.image.backbone.config.image_size
-    return int(size if isinstance(size, int) else size[0])
+    return config.data.image_size or model.config.image.image_size
 
 
 # --- the run directory -------------------------------------------------------------------------
@@ -594,7 +584,7 @@ class Trainer:
             ckpt.save_rng(tmp / ckpt.STATE_DIR, accelerator.process_index)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            model.save_pretrained(tmp)
+            model.save_pretrained(tmp, model_card_kwargs=ckpt.model_card_kwargs(self.config))
             if with_state:
                 ckpt.save_training_state(tmp / ckpt.STATE_DIR, self._state(),
                                          self.optimizer.state_dict())
