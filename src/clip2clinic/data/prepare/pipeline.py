@@ -39,6 +39,8 @@ class PrepareOptions:
     out: str
     reader_options: dict[str, Any] = field(default_factory=dict)
     image_size: int = 256
+    #: Images per cache shard (WebDataset tar); None writes one PNG per image.
+    shard_size: int | None = None
     text_model: str = MINILM_SOURCE
     max_length: int = 64
     text_features: bool = True
@@ -74,7 +76,8 @@ def _prepare(options: PrepareOptions, manifest_path: Path, cache: Path) -> dict[
     studies = _studies(dataset)
     reports = run_report_stage(studies, cache / "stages", options.seed, options.negation_pool,
                                options.workers)
-    images = run_image_stage(frame, cache, options.dataset, options.image_size, options.workers)
+    images = run_image_stage(frame, cache, options.dataset, options.image_size, options.workers,
+                             options.shard_size)
 
     rows = frame.merge(images, on="image_id", how="left", validate="one_to_one")
     rows = rows.merge(reports, on="study_id", how="left", validate="many_to_one")
