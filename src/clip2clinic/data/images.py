@@ -102,7 +102,7 @@ def _read(path: str | os.PathLike, resize: tuple[int, int] | None,
     from clip2clinic.data.shards import is_shard_member, read_member  # imports this module
 
     if is_shard_member(path):
-        image = _decode_bytes(path, read_member(path))
+        image = decode_image(path, read_member(path))
         return image if resize is None else resize_shorter_side(image, *resize)
     path = Path(path)
     try:
@@ -138,8 +138,9 @@ def _strict_decoding() -> Iterator[None]:
         ImageFile.LOAD_TRUNCATED_IMAGES = previous
 
 
-def _decode_bytes(name: str | os.PathLike, data: bytes) -> np.ndarray:
-    """A cached image's bytes (an image-cache shard member) as a 2-D uint8 grey array."""
+def decode_image(name: str | os.PathLike, data: bytes) -> np.ndarray:
+    """An image file's bytes (e.g. an image-cache shard member, ``name`` naming it in errors)
+    as a 2-D uint8 grey array, as :func:`load_image` reads a file."""
     if not data:
         raise ImageLoadError(name, "empty file (0 bytes)")
     return _load_with_pillow(name, None, io.BytesIO(data))

@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
         reader_options["views"] = None
     report = prepare(PrepareOptions(
         dataset=args.dataset, root=args.root, out=args.out, reader_options=reader_options,
-        image_size=args.image_size, shard_size=_shard_size(args), text_model=args.text_model, max_length=args.max_length,
+        image_size=args.image_size, shard_size=_shard_size(args), text_model=args.text_model,
+        max_length=args.max_length,
         text_features=not args.no_text_features, seed=args.seed, workers=args.workers,
     ))
     summary = {k: report[k] for k in ("images_listed", "images_cached", "images_skipped",

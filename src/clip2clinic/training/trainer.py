@@ -62,6 +62,7 @@ from clip2clinic.training.data import (
     open_text_cache,
 )
 from clip2clinic.training.run_log import RunLog
+from clip2clinic.training.shard_loader import ShardLoader, ShardStream, is_sharded
 
 log = logging.getLogger(__name__)
 
@@ -303,16 +304,25 @@ class Trainer:
             hard_negatives=config.loss.hard_negatives, graphs=config.loss.graph,
             uncertain=config.data.uncertain, clinical_encoding=config.loss.clinical_encoding,
         )
-        self.sampler = EpochBatchSampler(len(self.dataset), config.data.batch_size,
-                                         config.train.seed, accelerator.process_index,
-                                         accelerator.num_processes)  # fmt: skip
-        self.loader = DataLoader(
-            self.dataset, batch_sampler=self.sampler, collate_fn=Collate(graph_nodes),
-            num_workers=config.data.num_workers, pin_memory=accelerator.device.type == "cuda",
-            # worker seeds come from this generator, never from the global one, so building
-            # a loader iterator leaves the training RNG (dropout) untouched: exact resume
-            generator=torch.Generator().manual_seed(config.train.seed),
-        )
+        if is_sharded(self.dataset):  # prepare --shards: read shard by shard
+            stream = ShardStream(self.dataset, config.train.seed, accelerator.process_index,
+                                 accelerator.num_processes)  # fmt: skip
+            self.loader = ShardLoader(stream, config.data.batch_size, Collate(graph_nodes),
+                                      config.data.num_workers,
+                                      torch.Generator().manual_seed(config.train.seed))
+            self.sampler = self.loader  # the same batches_per_epoch / set_epoch interface
+        else:
+            self.sampler = EpochBatchSampler(len(self.dataset), config.data.batch_size,
+                                             config.train.seed, accelerator.process_index,
+                                             accelerator.num_processes)  # fmt: skip
+            self.loader = DataLoader(
+                self.dataset, batch_sampler=self.sampler, collate_fn=Collate(graph_nodes),
+                num_workers=config.data.num_workers,
+                pin_memory=accelerator.device.type == "cuda",
+                # worker seeds come from this generator, never from the global one, so building
+                # a loader iterator leaves the training RNG (dropout) untouched: exact resume
+                generator=torch.Generator().manual_seed(config.train.seed),
+            )
         self.total_steps = config.train.epochs * self.sampler.batches_per_epoch
         optimizer = torch.optim.AdamW(parameter_groups(model, config),
                                       betas=tuple(config.optim.betas), eps=config.optim.eps)

@@ -12,6 +12,7 @@ of the resumable stage: it is written whole, or made again whole.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
@@ -62,28 +63,31 @@ def cache_shards(images: pd.DataFrame, cache: Path, shorter_side: int) -> pd.Dat
     ``image_cache`` a ``SHARD.tar#KEY.png`` pointer and ``cache_bytes`` the shard's size."""
     out = []
     for shard, rows in images.groupby("shard", sort=False):
-        results = []
-
-        def members(rows=rows, results=results):
-            for image_id, path in rows[["image_id", "path"]].itertuples(index=False):
-                key = safe_key(image_id)
-                if path is None or path != path:
-                    results.append((image_id, "", "no image file listed"))
-                    continue
-                try:
-                    data = png_bytes(load_resized(path, shorter_side))
-                except ImageLoadError as exc:
-                    results.append((image_id, "", exc.reason))
-                    continue
-                results.append((image_id, pointer(shard, f"{key}.png"), ""))
-                yield key, data
-
-        write_shard(cache / shard, members())
+        results: list[tuple[str, str, str]] = []
+        write_shard(cache / shard, _shard_members(rows, shard, shorter_side, results))
         size = (cache / shard).stat().st_size
         out += [{"image_id": image_id, "image_cache": relative, "skip_reason": reason,
                  "cache_bytes": size if relative else 0}
                 for image_id, relative, reason in results]  # fmt: skip
     return pd.DataFrame(out, columns=["image_id", "image_cache", "skip_reason", "cache_bytes"])
+
+
+def _shard_members(rows: pd.DataFrame, shard: str, shorter_side: int,
+                   results: list[tuple[str, str, str]]) -> Iterator[tuple[str, bytes]]:
+    """``(key, png bytes)`` of each readable image of ``rows``; appends ``(image_id,
+    pointer or "", skip reason)`` of every row to ``results``."""
+    for image_id, path in rows[["image_id", "path"]].itertuples(index=False):
+        if path is None or path != path:
+            results.append((image_id, "", "no image file listed"))
+            continue
+        try:
+            data = png_bytes(load_resized(path, shorter_side))
+        except ImageLoadError as exc:
+            results.append((image_id, "", exc.reason))
+            continue
+        key = safe_key(image_id)
+        results.append((image_id, pointer(shard, f"{key}.png"), ""))
+        yield key, data
 
 
 def run_image_stage(images: pd.DataFrame, cache: Path, dataset: str, shorter_side: int,
