@@ -84,7 +84,8 @@ def _prepare(options: PrepareOptions, manifest_path: Path, cache: Path) -> dict[
     kept = rows[rows["image_cache"] != ""].reset_index(drop=True)
     texts = text_table(pd.concat([kept["report"], kept["hard_negative"], kept["omitted"]]))
     text_ids = dict(zip(texts["text"], texts["text_id"], strict=True))
-    graphs = [json.loads(g) for g in pd.concat([kept["graph"], kept["hard_negative_graph"]])]
+    # parsed one at a time as the node vocabulary is built: never all at once
+    graphs = (json.loads(g) for g in pd.concat([kept["graph"], kept["hard_negative_graph"]]))
     text_info = run_text_stage(texts, graphs, cache, options.text_model, options.max_length,
                                options.text_features)
 
