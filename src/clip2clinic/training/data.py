@@ -166,7 +166,10 @@ class ManifestDataset(Dataset):
         uncertain: float = 0.5,
         clinical_encoding: str = DEFAULT_CLINICAL_ENCODING,
     ):
-        frame = read_manifest(manifest, split=split)
+        columns = ["text_id", "labels"]
+        columns += ["hard_negative_text_id", "hard_negative_labels"] if hard_negatives else []
+        columns += ["graph", "hard_negative_graph"] if graphs else []
+        frame = read_manifest(manifest, split=split, columns=columns)
         if len(frame) == 0:
             raise InputError(f"{manifest}: no rows in split {split!r}")
         self.manifest, self.cache = Path(manifest), cache_dir_for(manifest)
