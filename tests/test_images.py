@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from image_files import gradient, write_dicom, write_png
+from image_files import gradient, write_dicom, write_jpeg, write_png
 from PIL import Image, ImageFile
 
 from clip2clinic.data.images import (
@@ -16,6 +16,7 @@ from clip2clinic.data.images import (
     cache_resized,
     load_image,
     load_many,
+    load_resized,
     resize_shorter_side,
     scale_to_uint8,
     shorter_side_size,
@@ -215,6 +216,46 @@ def test_cache_resized_writes_atomically_and_is_idempotent(tmp_path: Path) -> No
     assert cache_resized(source, target, 256) == (307, 256)
     assert target.stat().st_mtime_ns == stamp
     assert sorted(p.name for p in target.parent.iterdir()) == ["a.png"]  # no temp files left
+
+
+def _radiograph(shared_data: Path, size: tuple[int, int]) -> np.ndarray:
+    """A real Hannover radiograph upscaled to ``size`` (width, height)."""
+    source = sorted((shared_data / "images/hannover/png").glob("*.png"))[0]
+    with Image.open(source) as image:
+        return np.asarray(image.convert("L").resize(size, Image.Resampling.BICUBIC))
+
+
+def test_large_jpeg_decodes_reduced_and_matches_the_full_decode(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write_jpeg(tmp_path / "big.jpg", _radiograph(shared_data, (1272, 1528)))
+    full = resize_shorter_side(load_image(source), 128)
+    decoded = []
+    original_load = ImageFile.ImageFile.load
+
+    def spy(image):
+        result = original_load(image)
+        decoded.append(image.size)
+        return result
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
+    fast = load_resized(source, 128)
+    assert set(decoded) == {(159, 191)}  # the 1/8 DCT scale, not 1272 x 1528
+    assert fast.shape == full.shape == (154, 128)
+    difference = np.abs(fast.astype(np.int16) - full).mean()
+    assert difference < 1.0, difference  # grey levels
+    decoded.clear()
+    load_resized(source, 128, draft_margin=2)
+    assert set(decoded) == {(318, 382)}
+
+
+def test_png_and_small_jpeg_resize_as_before(tmp_path: Path) -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, (300, 260), dtype=np.uint8)
+    png = write_png(tmp_path / "a.png", pixels)
+    np.testing.assert_array_equal(load_resized(png, 64), resize_shorter_side(load_image(png), 64))
+    small = write_jpeg(tmp_path / "a.jpg", pixels[:100, :90])  # < 2x the target: full decode
+    np.testing.assert_array_equal(load_resized(small, 64),
+                                  resize_shorter_side(load_image(small), 64))
 
 
 def test_cache_of_a_bad_source_leaves_nothing(bad_inputs: Path, tmp_path: Path) -> None:

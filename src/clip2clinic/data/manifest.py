@@ -64,14 +64,19 @@ def write_manifest(frame: pd.DataFrame, path: str | os.PathLike) -> None:
         pq.write_table(table, tmp)
 
 
-def read_manifest(path: str | os.PathLike, split: str | None = None) -> pd.DataFrame:
-    """Read a manifest (optionally one split); a clear error names a missing or foreign file,
-    or a row whose ``image_cache`` would leave the cache folder."""
+def read_manifest(path: str | os.PathLike, split: str | None = None,
+                  columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a manifest (optionally one split, optionally only some ``columns``: the others'
+    report texts never reach memory); a clear error names a missing or foreign file, or a row
+    whose ``image_cache`` would leave the cache folder."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such manifest (run `clip2clinic prepare` first)")
+    if columns is not None:
+        columns = list(dict.fromkeys(["image_id", "image_cache", *columns]))
     try:
-        table = pq.read_table(path, filters=[("split", "=", split)] if split else None)
+        table = pq.read_table(path, columns=columns,
+                              filters=[("split", "=", split)] if split else None)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"{path}: not a readable Parquet manifest ({exc})") from None
     version = (table.schema.metadata or {}).get(b"clip2clinic_manifest_version")

@@ -31,7 +31,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch.utils.data import Dataset, Sampler
 
-from clip2clinic.data.images import ImageLoadError, load_image
+from clip2clinic.data.images import ImageLoadError, decode_image, load_image
 from clip2clinic.data.manifest import label_matrix, read_manifest
 from clip2clinic.data.prepare.pipeline import cache_dir_for
 from clip2clinic.data.prepare.text_stage import (
@@ -167,7 +167,10 @@ class ManifestDataset(Dataset):
         uncertain: float = 0.5,
         clinical_encoding: str = DEFAULT_CLINICAL_ENCODING,
     ):
-        frame = read_manifest(manifest, split=split)
+        columns = ["text_id", "labels"]
+        columns += ["hard_negative_text_id", "hard_negative_labels"] if hard_negatives else []
+        columns += ["graph", "hard_negative_graph"] if graphs else []
+        frame = read_manifest(manifest, split=split, columns=columns)
         if len(frame) == 0:
             raise InputError(f"{manifest}: no rows in split {split!r}")
         self.manifest, self.cache = Path(manifest), cache_dir_for(manifest)
@@ -208,11 +211,13 @@ class ManifestDataset(Dataset):
     def __len__(self) -> int:
         return len(self.image_paths)
 
-    def load_pixels(self, index: int) -> torch.Tensor | None:
-        """The transformed image of item ``index``; None, with a warning naming the file, when
-        it cannot be read (never another item's image: the pair would be wrong)."""
+    def load_pixels(self, index: int, data: bytes | None = None) -> torch.Tensor | None:
+        """The transformed image of item ``index`` (decoded from ``data`` when the caller read
+        the cached file already); None, with a warning naming the file, when it cannot be read
+        (never another item's image: the pair would be wrong)."""
+        path = self.cache / self.image_paths[index]
         try:
-            image = load_image(self.cache / self.image_paths[index])
+            image = load_image(path) if data is None else decode_image(path, data)
         except ImageLoadError as exc:
             log.warning("item %d: unreadable cached image (%s); its row is dropped from this "
                         "epoch", index, exc)
@@ -223,7 +228,11 @@ class ManifestDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         """The item's tensors, or None when its image is unreadable (see :class:`Collate`)."""
-        pixels = self.load_pixels(index)
+        return self.item(index)
+
+    def item(self, index: int, data: bytes | None = None) -> dict[str, Any] | None:
+        """Item ``index``, its image decoded from ``data`` when given (see :meth:`load_pixels`)."""
+        pixels = self.load_pixels(index, data)
         if pixels is None:
             return None
         item: dict[str, Any] = {"index": index, "pixels": pixels}

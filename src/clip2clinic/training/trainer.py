@@ -63,6 +63,7 @@ from clip2clinic.training.data import (
     open_text_cache,
 )
 from clip2clinic.training.run_log import VAL_LOSS, RunLog
+from clip2clinic.training.shard_loader import ShardLoader, ShardStream, is_sharded
 
 log = logging.getLogger(__name__)
 
@@ -346,10 +347,18 @@ class Trainer:
             hard_negatives=config.loss.hard_negatives, graphs=config.loss.graph,
             uncertain=config.data.uncertain, clinical_encoding=config.loss.clinical_encoding,
         )
-        self.sampler = EpochBatchSampler(len(self.dataset), config.data.batch_size,
-                                         config.train.seed, accelerator.process_index,
-                                         accelerator.num_processes)  # fmt: skip
-        self.loader = self._loader(self.dataset, self.sampler, graph_nodes)
+        if is_sharded(self.dataset):  # prepare --shards: read shard by shard
+            stream = ShardStream(self.dataset, config.train.seed, accelerator.process_index,
+                                 accelerator.num_processes)  # fmt: skip
+            self.loader = ShardLoader(stream, config.data.batch_size, Collate(graph_nodes),
+                                      config.data.num_workers,
+                                      torch.Generator().manual_seed(config.train.seed))
+            self.sampler = self.loader  # the same batches_per_epoch / set_epoch interface
+        else:
+            self.sampler = EpochBatchSampler(len(self.dataset), config.data.batch_size,
+                                             config.train.seed, accelerator.process_index,
+                                             accelerator.num_processes)  # fmt: skip
+            self.loader = self._loader(self.dataset, self.sampler, graph_nodes)
         self.validation = self._validation_loader(model, text_cache, graph_nodes)
         self.total_steps = config.train.epochs * self.sampler.batches_per_epoch
         optimizer = torch.optim.AdamW(parameter_groups(model, config),

@@ -39,6 +39,8 @@ class PrepareOptions:
     out: str
     reader_options: dict[str, Any] = field(default_factory=dict)
     image_size: int = 256
+    #: Images per cache shard (WebDataset tar); None writes one PNG per image.
+    shard_size: int | None = None
     text_model: str = MINILM_SOURCE
     max_length: int = 64
     text_features: bool = True
@@ -74,14 +76,16 @@ def _prepare(options: PrepareOptions, manifest_path: Path, cache: Path) -> dict[
     studies = _studies(dataset)
     reports = run_report_stage(studies, cache / "stages", options.seed, options.negation_pool,
                                options.workers)
-    images = run_image_stage(frame, cache, options.dataset, options.image_size, options.workers)
+    images = run_image_stage(frame, cache, options.dataset, options.image_size, options.workers,
+                             options.shard_size)
 
     rows = frame.merge(images, on="image_id", how="left", validate="one_to_one")
     rows = rows.merge(reports, on="study_id", how="left", validate="many_to_one")
     kept = rows[rows["image_cache"] != ""].reset_index(drop=True)
     texts = text_table(pd.concat([kept["report"], kept["hard_negative"], kept["omitted"]]))
     text_ids = dict(zip(texts["text"], texts["text_id"], strict=True))
-    graphs = [json.loads(g) for g in pd.concat([kept["graph"], kept["hard_negative_graph"]])]
+    # parsed one at a time as the node vocabulary is built: never all at once
+    graphs = (json.loads(g) for g in pd.concat([kept["graph"], kept["hard_negative_graph"]]))
     text_info = run_text_stage(texts, graphs, cache, options.text_model, options.max_length,
                                options.text_features)
 
