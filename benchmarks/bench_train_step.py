@@ -30,7 +30,7 @@ from clip2clinic.configs import named_config
 from clip2clinic.data.prepare import PrepareOptions, prepare
 from clip2clinic.phantom import generate_phantom
 from clip2clinic.training.config import load_config
-from clip2clinic.training.trainer import Trainer, variant_loss
+from clip2clinic.training.trainer import Trainer
 
 VARIANTS = ("baseline", "dt", "dt_c", "n", "n_dt_c", "g", "g_dtcg", "n_g_dtcg", "softclip")
 
@@ -69,7 +69,7 @@ def loss_only(trainer: Trainer, batch) -> float:
                                    attention_mask=batch.text_mask, graphs=batch.graphs)
     leaves = {name: value.detach().requires_grad_(True) for name, value in embeddings.items()}
     temperature = trainer.unwrapped.temperature
-    return timed(lambda: variant_loss(leaves, batch, trainer.config, temperature).backward())
+    return timed(lambda: trainer.objective(leaves, batch, temperature).backward())
 
 
 def main() -> None:

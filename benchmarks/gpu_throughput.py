@@ -4,7 +4,7 @@ Swin-Tiny (transformers ``SwinConfig()`` defaults: 224 px, patch 4, window 7, de
 and BERT-base (``BertConfig()`` defaults with Bio_ClinicalBERT's 28,996-token vocabulary), both
 fully trained, with random weights built from their configs: nothing is downloaded. bf16
 autocast (``--precision fp32`` to compare), AdamW, the trainer's own loss glue
-(:func:`clip2clinic.training.trainer.variant_loss`). Variants baseline and n_g_dtcg, at batch 64
+(:class:`clip2clinic.training.objective.Objective`). Variants baseline and n_g_dtcg, at batch 64
 and at the largest batch that fits (doubling from 64 until out of memory or ``--max-batch``).
 
 Inputs, both reported:
@@ -56,7 +56,8 @@ from clip2clinic.model import (
 from clip2clinic.reports.graph.schema import LABELS
 from clip2clinic.training.config import load_config
 from clip2clinic.training.data import TrainBatch
-from clip2clinic.training.trainer import parameter_groups, variant_loss
+from clip2clinic.training.objective import Objective
+from clip2clinic.training.trainer import parameter_groups
 
 CLINICAL_BERT_VOCAB = 28996
 #: Dense bf16 peak TFLOP/s by device-name words (all words must appear in the name).
@@ -149,6 +150,7 @@ class Setup:
         self.config = load_config([named_config("preset", "paper"),
                                    named_config("variant", variant)])  # fmt: skip
         self.model = paper_model(shapes, self.config.loss.graph, device, vocab, node_dim)
+        self.objective = Objective(self.config.loss)
         if checkpointing:
             self.model.gradient_checkpointing_enable()
         self.model.train()
@@ -163,7 +165,7 @@ class Setup:
         with self.autocast():
             embeddings = self.model(pixels=batch.pixels, text=batch.text,
                                     attention_mask=batch.text_mask, graphs=batch.graphs)
-            return variant_loss(embeddings, batch, self.config, self.model.temperature)
+            return self.objective(embeddings, batch, self.model.temperature)
 
     def step(self, batch: TrainBatch) -> None:
         self.loss(batch).backward()

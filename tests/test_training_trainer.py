@@ -17,7 +17,7 @@ from clip2clinic.cli import main
 from clip2clinic.io import InputError
 from clip2clinic.model import ClinicCLIP
 from clip2clinic.run_dir import RunDir
-from clip2clinic.training import trainer as trainer_module
+from clip2clinic.training import objective as objective_module
 from clip2clinic.training.checkpoint import STATE_DIR
 from clip2clinic.training.config import with_overrides
 from clip2clinic.training.trainer import Trainer, TrainingDiverged, load_run_config, train
@@ -161,7 +161,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
 
 
 def test_cli_reports_a_diverged_run(tiny_prepared_phantom, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(trainer_module, "clinic_loss_distributed",
+    monkeypatch.setattr(objective_module, "clinic_loss_distributed",
                         lambda *a, **k: torch.tensor(math.inf, requires_grad=True))
     path = tiny_config_file(tmp_path)
     code = main(["train", "--config", str(path), "--variant", "baseline", "--manifest",

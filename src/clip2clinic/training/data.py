@@ -269,6 +269,16 @@ class TrainBatch:
     def hard_negatives(self) -> bool:
         return self.text.shape[0] == 2 * self.size
 
+    def split_reports(self, stacked: torch.Tensor | None
+                      ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Rows in this batch's report order (``text``, ``graphs``: the originals, then with
+        hard negatives their negatives) as (originals, negatives or None)."""
+        if stacked is None:
+            return None, None
+        if self.hard_negatives:
+            return stacked[: self.size], stacked[self.size :]
+        return stacked, None
+
     def to(self, device: torch.device | str, non_blocking: bool = False) -> TrainBatch:
         def move(value):
             return None if value is None else value.to(device, non_blocking=non_blocking)

@@ -15,7 +15,6 @@ run sees the same batches and loss on any number of processes.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import math
 import os
@@ -34,13 +33,7 @@ from transformers import get_cosine_schedule_with_warmup
 from clip2clinic.configs import named_config
 from clip2clinic.data.manifest import split_sizes
 from clip2clinic.data.transforms import Normalization
-from clip2clinic.distributed import gather_batch
 from clip2clinic.io import InputError
-from clip2clinic.losses import (
-    clinic_loss_distributed,
-    clinic_loss_terms,
-    softclip_loss_distributed,
-)
 from clip2clinic.model import ClinicCLIP
 from clip2clinic.provenance import device_name, provenance
 from clip2clinic.run_dir import RunDir
@@ -62,6 +55,7 @@ from clip2clinic.training.data import (
     load_graph_nodes,
     open_text_cache,
 )
+from clip2clinic.training.objective import Objective
 from clip2clinic.training.run_log import VAL_LOSS, RunLog
 from clip2clinic.training.shard_loader import ShardLoader, ShardStream, is_sharded
 
@@ -86,101 +80,11 @@ class TrainResult:
     finished: bool
 
 
-# --- loss --------------------------------------------------------------------------------------
-
-
-def variant_loss(
-    embeddings: dict[str, torch.Tensor], batch: TrainBatch, config: TrainConfig,
-    temperature: float | torch.Tensor,
-) -> torch.Tensor:
-    """The configured loss of one batch over the global (all-rank) batch."""
-    loss = config.loss
-    image, text = embeddings["image"], embeddings["text"]
-    if loss.kind == "softclip":
-        return softclip_loss_distributed(image, text, temperature=temperature,
-                                         **dataclasses.asdict(loss.softclip))
-    return clinic_loss_distributed(
-        temperature=temperature, streams=loss.streams, thresholds=loss.thresholds,
-        weights=loss.weights, image_graph=loss.image_graph,
-        zero_own_negation=loss.zero_own_negation, **_loss_inputs(embeddings, batch, config),
-    )
-
-
-def _loss_inputs(embeddings: dict[str, torch.Tensor], batch: TrainBatch,
-                 config: TrainConfig) -> dict[str, torch.Tensor | None]:
-    size, negatives = batch.size, batch.hard_negatives
-    text, graph = embeddings["text"], embeddings.get("graph")
-    clinical = "c" in config.loss.streams
-    return {
-        "image": embeddings["image"],
-        "text": text[:size],
-        "text_neg": text[size:] if negatives else None,
-        "graph": None if graph is None else graph[:size],
-        "graph_neg": graph[size:] if graph is not None and negatives else None,
-        "clinical": batch.clinical if clinical else None,
-        "clinical_neg": batch.clinical_neg if clinical and negatives else None,
-    }
-
-
 def log_columns(config: TrainConfig) -> list[str]:
-    """The metrics.csv columns of ``config``'s run after step and epoch: ``loss``; for the
-    clinic loss each direction's term ``loss_<a2b>`` (see
-    :func:`~clip2clinic.losses.clinic_loss_terms`) and, with several soft-label streams, each
-    stream's share ``loss_<a2b>_<s>`` (w_s·L_s); ``lr`` (towers), ``lr_heads``,
-    ``images_per_s`` and ``val_loss`` (at epoch ends)."""
-    loss, columns = config.loss, ["loss"]
-    if loss.kind == "clinic":
-        directions = ["i2t", "t2i", *(["i2g", "g2i", "t2g", "g2t"] if loss.graph else [])]
-        for direction in directions:
-            columns.append(f"loss_{direction}")
-            if len(loss.streams) > 1:
-                columns += [f"loss_{direction}_{stream}" for stream in loss.streams]
-    return [*columns, "lr", "lr_heads", "images_per_s", VAL_LOSS]
-
-
-def loss_terms(embeddings: dict[str, torch.Tensor], batch: TrainBatch, config: TrainConfig,
-               temperature: float | torch.Tensor) -> dict[str, float]:
-    """The loss terms of :func:`log_columns` for one batch over the global batch (all ranks
-    must call this); empty for the softclip loss."""
-    loss = config.loss
-    if loss.kind != "clinic":
-        return {}
-    with torch.no_grad():
-        inputs = gather_batch(**{k: None if v is None else v.detach()
-                                 for k, v in _loss_inputs(embeddings, batch, config).items()})
-        options = {"thresholds": loss.thresholds, "weights": loss.weights,
-                   "image_graph": loss.image_graph, "zero_own_negation": loss.zero_own_negation,
-                   "temperature": (temperature.detach() if isinstance(temperature, torch.Tensor)
-                                   else temperature)}  # fmt: skip
-        values = {f"loss_{direction}": term.item() for direction, term in
-                  clinic_loss_terms(**inputs, streams=loss.streams, **options).items()}
-        if len(loss.streams) > 1:
-            for stream in loss.streams:
-                terms = clinic_loss_terms(**inputs, streams=[stream], **options)
-                values |= {f"loss_{d}_{stream}": term.item() for d, term in terms.items()}
-    return values
-
-
-def describe_non_finite(embeddings: dict[str, torch.Tensor], batch: TrainBatch,
-                        config: TrainConfig, temperature: float | torch.Tensor) -> str:
-    """Which embeddings and which loss terms (directions) are not finite, for the error."""
-    parts = [name for name, value in embeddings.items() if not torch.isfinite(value).all()]
-    found = [f"non-finite {', '.join(parts)} embeddings"] if parts else []
-    if config.loss.kind == "clinic":
-        with torch.no_grad():
-            inputs = {k: None if v is None else v.detach()
-                      for k, v in _loss_inputs(embeddings, batch, config).items()}  # fmt: skip
-            terms = clinic_loss_terms(streams=config.loss.streams,
-                                      thresholds=config.loss.thresholds,
-                                      weights=config.loss.weights, temperature=temperature,
-                                      image_graph=config.loss.image_graph,
-                                      zero_own_negation=config.loss.zero_own_negation,
-                                      **inputs)  # fmt: skip
-        bad = [f"{name} = {value.item()}" for name, value in terms.items()
-               if not torch.isfinite(value)]  # fmt: skip
-        found.append(f"non-finite loss terms: {', '.join(bad)}" if bad else
-                     "every term of this rank's batch is finite")
-    return "; ".join(found) or "the softclip loss"
+    """The metrics.csv columns of ``config``'s run after step and epoch: the objective's loss
+    columns (:attr:`Objective.columns`), ``lr`` (towers), ``lr_heads``, ``images_per_s`` and
+    ``val_loss`` (at epoch ends)."""
+    return [*Objective(config.loss).columns, "lr", "lr_heads", "images_per_s", VAL_LOSS]
 
 
 # --- set-up ------------------------------------------------------------------------------------
@@ -317,6 +221,7 @@ class Trainer:
                  max_unreadable: float = MAX_UNREADABLE):
         resume_from = resolve_run(config)
         self.config, self.on_step = config, on_step
+        self.objective = Objective(config.loss)
         self.max_unreadable = max_unreadable
         self.run = RunDir(config.out)
         self.accelerator = Accelerator(mixed_precision=config.train.mixed_precision,
@@ -525,7 +430,7 @@ class Trainer:
 
     def validation_loss(self) -> float:
         """The mean loss over the validation batches (evaluation mode, no gradients)."""
-        config, accelerator = self.config, self.accelerator
+        accelerator = self.accelerator
         self.model.eval()
         total, batches = 0.0, 0
         with torch.no_grad():
@@ -534,7 +439,7 @@ class Trainer:
                 with accelerator.autocast():
                     embeddings = self.model(pixels=batch.pixels, text=batch.text,
                                             attention_mask=batch.text_mask, graphs=batch.graphs)
-                    loss = variant_loss(embeddings, batch, config, self.unwrapped.temperature)
+                    loss = self.objective(embeddings, batch, self.unwrapped.temperature)
                 total, batches = total + loss.item(), batches + 1
         self.model.train()
         return total / max(batches, 1)
@@ -542,18 +447,18 @@ class Trainer:
     def _train_step(self, batch: TrainBatch, with_terms: bool = False,
                     ) -> tuple[float, dict[str, float]]:
         """Forward, loss, backward, clip, AdamW and schedule step; returns the loss and, when
-        ``with_terms``, its terms (:func:`loss_terms`)."""
+        ``with_terms``, its terms (:meth:`Objective.terms`)."""
         config, accelerator = self.config, self.accelerator
         temperature = self.unwrapped.temperature
         with accelerator.autocast():
             embeddings = self.model(pixels=batch.pixels, text=batch.text,
                                     attention_mask=batch.text_mask, graphs=batch.graphs)
-            loss = variant_loss(embeddings, batch, config, temperature)
+            loss = self.objective(embeddings, batch, temperature)
         value = loss.item()
         if not math.isfinite(value):
-            detail = describe_non_finite(embeddings, batch, config, temperature)
+            detail = self.objective.describe_non_finite(embeddings, batch, temperature)
             self._diverged(f"the {config.loss.kind} loss is {value} ({detail})")
-        terms = loss_terms(embeddings, batch, config, temperature) if with_terms else {}
+        terms = self.objective.terms(embeddings, batch, temperature) if with_terms else {}
         accelerator.backward(loss)
         if config.optim.max_grad_norm is not None:
             norm = accelerator.clip_grad_norm_(self.model.parameters(), config.optim.max_grad_norm)
