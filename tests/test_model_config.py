@@ -63,3 +63,22 @@ def test_swin_whose_last_stage_is_smaller_than_the_window_is_refused():
     with pytest.raises(ValueError, match="stage 4 has a 2x2 feature map"):
         load_backbone(None, swin, pretrained=False)
     assert load_backbone(None, swin | {"depths": [1, 1, 1], "num_heads": [1, 1, 1]}, False)
+
+
+@pytest.mark.parametrize(("path", "value", "message"), [
+    (("embed_dim",), "512", "model.embed_dim: expected an integer, got '512'"),
+    (("image", "mean"), [0.5, "x", 0.5], r"model.image.mean\[1\]: expected a number"),
+    (("text", "head", "dropout"), True, "model.text.head.dropout: expected a number"),
+    (("learn_temperature",), "yes", "model.learn_temperature: expected true or false"),
+])
+def test_model_configs_are_type_checked_by_the_training_configs_engine(path, value, message):
+    """One engine (clip2clinic.config_tree) reads both configs: a config.json with a value of the
+    wrong type is refused naming the key, as a training YAML is."""
+    data = embedded_config().to_dict()
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(InputError, match=message):
+        ClinicCLIPConfig.from_dict(data)
+    assert ClinicCLIPConfig.from_dict(embedded_config().to_dict()).image.mean == (0.5,)

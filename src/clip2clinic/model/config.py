@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from clip2clinic.config_tree import build, check_choice, plain
 from clip2clinic.embedded import MINILM_SOURCE
 from clip2clinic.io import InputError, write_text_atomic
 
@@ -38,10 +39,6 @@ MODEL_TYPE = "clinic_clip"
 MODEL_TYPE_KEY = "model_type"
 VERSION_KEY = "clip2clinic_version"
 
-
-def _check_choice(where: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise InputError(f"{where}: {value!r} is not one of {', '.join(choices)}")
 
 
 def _check_positive(where: str, **values: float) -> None:
@@ -92,7 +89,7 @@ class ImageTowerConfig:
     def __post_init__(self) -> None:
         where = "model.image"
         _check_tower_source(where, self.source, self.config)
-        _check_choice(f"{where}.pooling", self.pooling, TOWER_POOLINGS)
+        check_choice(f"{where}.pooling", self.pooling, TOWER_POOLINGS)
         if self.image_size is not None:
             check_sizes(where, {"image_size": self.image_size}, _SIZE_LIMITS, low=8)
         self.mean, self.std = tuple(map(float, self.mean)), tuple(map(float, self.std))
@@ -115,7 +112,7 @@ class TextHeadConfig:
 
     def __post_init__(self) -> None:
         where = "model.text.head"
-        _check_choice(f"{where}.pooling", self.pooling, HEAD_POOLINGS)
+        check_choice(f"{where}.pooling", self.pooling, HEAD_POOLINGS)
         check_sizes(where, {"width": self.width, "heads": self.heads, "ff_dim": self.ff_dim},
                     _SIZE_LIMITS)
         check_sizes(where, {"layers": self.layers}, _SIZE_LIMITS, low=0)
@@ -137,14 +134,14 @@ class TextTowerConfig:
     pooling: str = "mean"
     max_length: int = 128
     head: TextHeadConfig = field(
-        default_factory=TextHeadConfig, metadata={"nested": TextHeadConfig}
+        default_factory=TextHeadConfig
     )
 
     def __post_init__(self) -> None:
         where = "model.text"
         _check_tower_source(where, self.source, self.config)
-        _check_choice(f"{where}.mode", self.mode, TEXT_MODES)
-        _check_choice(f"{where}.pooling", self.pooling, TOWER_POOLINGS)
+        check_choice(f"{where}.mode", self.mode, TEXT_MODES)
+        check_choice(f"{where}.pooling", self.pooling, TOWER_POOLINGS)
         check_sizes(where, {"max_length": self.max_length}, _SIZE_LIMITS)
 
 
@@ -169,9 +166,9 @@ class ClinicCLIPConfig:
     ``temperature`` is fixed unless ``learn_temperature`` is true.
     """
 
-    image: ImageTowerConfig = field(metadata={"nested": ImageTowerConfig})
-    text: TextTowerConfig = field(metadata={"nested": TextTowerConfig})
-    graph: GraphConfig | None = field(default=None, metadata={"nested": GraphConfig})
+    image: ImageTowerConfig
+    text: TextTowerConfig
+    graph: GraphConfig | None = None
     embed_dim: int = 512
     temperature: float = 0.1
     learn_temperature: bool = False
@@ -182,7 +179,7 @@ class ClinicCLIPConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict of lists, numbers and strings (JSON and ``yaml.safe_dump`` friendly)."""
-        return _plain(asdict(self))
+        return plain(self)
 
     @property
     def preprocessing(self) -> dict[str, Any]:
@@ -205,7 +202,7 @@ class ClinicCLIPConfig:
             if model_type != MODEL_TYPE:
                 raise InputError(f"model.model_type: {model_type!r} is not a ClinicCLIP "
                                  f"config ({MODEL_TYPE!r})")
-        return _from_mapping(cls, data, "model")
+        return build(cls, data, "model")
 
     def save(self, path: str | os.PathLike) -> None:
         """Write as indented JSON, atomically, headed by ``model_type`` and the version of
@@ -231,35 +228,8 @@ def package_version() -> str:
         return "unknown"
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
-def _from_mapping(cls: type, data: Any, where: str) -> Any:
-    if not isinstance(data, Mapping):
-        raise InputError(f"{where}: expected a mapping, got {type(data).__name__}")
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise InputError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
-    kwargs = {}
-    for name, value in data.items():
-        nested_type = known[name].metadata.get("nested")
-        if nested_type is not None and value is not None:
-            value = _from_mapping(nested_type, value, f"{where}.{name}")
-        kwargs[name] = value
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise InputError(f"{where}: {exc}") from None
-
-
-#: The embedded image tower: a small 1-channel Swin trained from scratch at 128 px. Measured
-#: in benchmarks/bench_towers.py; see docs/model.md for how it was chosen.
 EMBEDDED_SWIN = {
     "model_type": "swin",
     "image_size": 128,

@@ -15,8 +15,6 @@ import dataclasses
 import math
 import os
 import re
-import types
-import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from clip2clinic.config_tree import build, check_choice, plain
 from clip2clinic.configs import configs_dir
 from clip2clinic.data.transforms import AugmentConfig
 from clip2clinic.io import InputError, write_text_atomic
@@ -103,9 +102,9 @@ class LossConfig:
     softclip: SoftclipConfig = field(default_factory=SoftclipConfig)
 
     def validate(self, where: str = "loss") -> None:
-        _check_choice(f"{where}.kind", self.kind, LOSS_KINDS)
-        _check_choice(f"{where}.clinical_encoding", self.clinical_encoding, CLINICAL_ENCODINGS)
-        _check_choice(f"{where}.image_graph", self.image_graph, IMAGE_GRAPH_COLUMNS)
+        check_choice(f"{where}.kind", self.kind, LOSS_KINDS)
+        check_choice(f"{where}.clinical_encoding", self.clinical_encoding, CLINICAL_ENCODINGS)
+        check_choice(f"{where}.image_graph", self.image_graph, IMAGE_GRAPH_COLUMNS)
         for key in ("streams", "thresholds", "weights"):
             unknown = [s for s in getattr(self, key) if s not in STREAMS]
             if unknown:
@@ -147,7 +146,7 @@ class DataConfig:
     uncertain: float = 0.5
 
     def validate(self, where: str = "data") -> None:
-        _check_choice(f"{where}.split", self.split, SPLITS)
+        check_choice(f"{where}.split", self.split, SPLITS)
         _check_min(f"{where}.batch_size", self.batch_size, 2)
         _check_min(f"{where}.num_workers", self.num_workers, 0)
         if self.image_size is not None:
@@ -222,8 +221,8 @@ class TrainerConfig:
     def validate(self, where: str = "train") -> None:
         _check_min(f"{where}.epochs", self.epochs, 1)
         for name in self.log_with:
-            _check_choice(f"{where}.log_with", name, TRACKERS)
-        _check_choice(f"{where}.mixed_precision", self.mixed_precision, MIXED_PRECISION)
+            check_choice(f"{where}.log_with", name, TRACKERS)
+        check_choice(f"{where}.mixed_precision", self.mixed_precision, MIXED_PRECISION)
         _check_min(f"{where}.checkpoint_every", self.checkpoint_every, 0)
         _check_min(f"{where}.log_every", self.log_every, 1)
         if self.keep_last is not None:
@@ -262,7 +261,7 @@ class TrainConfig:
         names = ["out", "preset", "variant", "model", "loss", "data", "optim", "train"]
         values = {name: getattr(self, name) for name in names}
         values["model"] = self.model.to_dict()
-        return _plain(values)
+        return plain(values)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
@@ -272,7 +271,7 @@ class TrainConfig:
         if not isinstance(data.get("model"), Mapping):
             raise InputError("model: missing; give a model section (e.g. model: {base: embedded})")
         model = _model_config(data.pop("model"))
-        return _build(cls, {**data, "model": model}, "")
+        return build(cls, {**data, "model": model}, "")
 
     def save(self, path: str | os.PathLike,
              provenance: Mapping[str, Any] | None = None) -> None:
@@ -388,82 +387,13 @@ def _model_config(raw: Mapping[str, Any]) -> ClinicCLIPConfig:
     return ClinicCLIPConfig.from_dict(raw)
 
 
-def _check_choice(where: str, value: str, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise InputError(f"{where}: {value!r} is not one of {', '.join(choices)}")
-
 
 def _check_min(where: str, value: int, low: int) -> None:
     if value < low:
         raise InputError(f"{where}: must be >= {low}, got {value}")
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
-    """A dataclass from a mapping, checking keys and value types against its annotations."""
-    if not isinstance(data, Mapping):
-        raise InputError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise InputError(
-            f"{where or 'config'}: unknown key(s) {unknown}; known: {sorted(known)}"
-        )
-    kwargs = {}
-    for name, value in data.items():
-        key = f"{where}.{name}" if where else name
-        kwargs[name] = _check_type(value, hints[name], key)
-    return cls(**kwargs)
 
-
-def _check_type(value: Any, hint: Any, key: str) -> Any:
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return value if isinstance(value, hint) else _build(hint, value, key)
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _check_type(value, inner, key)
-    if hint is Any:
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise InputError(f"{key}: expected a list, got {value!r}")
-        return [_check_type(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, Mapping):
-            raise InputError(f"{key}: expected a mapping, got {value!r}")
-        return {str(k): _check_type(v, args[1], f"{key}.{k}") for k, v in value.items()}
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise InputError(f"{key}: expected true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InputError(f"{key}: expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InputError(f"{key}: expected a number, got {value!r}")
-        if not math.isfinite(value):
-            raise InputError(f"{key}: expected a finite number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise InputError(f"{key}: expected a string, got {value!r}")
-        return value
-    raise TypeError(f"{key}: unsupported annotation {hint!r}")  # a bug in this module
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _plain(dataclasses.asdict(value))
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _tuples(values: Mapping[str, Any]) -> dict[str, Any]:
