@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from clip2clinic.data.prepare import PrepareOptions, cache_dir_for, prepare
+from clip2clinic.data.corpus import PreparedCorpus
+from clip2clinic.data.prepare import PrepareOptions, prepare
 from clip2clinic.data.transforms import IMAGENET
 from clip2clinic.phantom import generate_phantom
 from clip2clinic.training.data import ManifestDataset, open_text_cache
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                                IMAGENET, augment={}, seed=0)  # fmt: skip
 
     shards, files = dataset("shards"), dataset("files")
-    paths = [cache_dir_for(manifests["files"]) / p for p in files.image_paths]
+    paths = [PreparedCorpus(manifests["files"]).cache / p for p in files.image_paths]
     order = np.random.default_rng(0).permutation(len(files))
 
     def run_shards() -> int:

@@ -19,8 +19,8 @@ import argparse
 import numpy as np
 
 from clip2clinic.api import Clip2Clinic
+from clip2clinic.data.corpus import PreparedCorpus
 from clip2clinic.data.manifest import read_manifest
-from clip2clinic.data.prepare.pipeline import cache_dir_for
 from clip2clinic.evaluation import cxr_align
 from clip2clinic.observations import CHEXPERT_CLASSES
 
@@ -52,7 +52,7 @@ def main() -> None:
     cases = cxr_align.cxr_align_cases(cxr_align.build_cxr_align(frame, "phantom", seed=args.seed))
     cases = cases.drop_duplicates("id").reset_index(drop=True)  # one image per study
     rows = frame.set_index("image_id").loc[cases["image_id"]]
-    paths = [cache_dir_for(args.manifest) / p for p in rows["image_cache"]]
+    paths = [PreparedCorpus(args.manifest).cache / p for p in rows["image_cache"]]
     labels = np.stack(rows["labels"].to_numpy())
     partners = mismatched_partners(list(cases["chosen"]), labels, args.seed)
     print(f"{len(cases)} CXR-Align cases ({args.split}); percent choosing the report r\n")

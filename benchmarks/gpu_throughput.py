@@ -288,13 +288,12 @@ def manifest_sizes(manifest: Path) -> tuple[int, int]:
     """The token-id vocabulary and graph node width a prepared corpus needs of the model."""
     from safetensors import safe_open
 
-    from clip2clinic.data.prepare import cache_dir_for
-    from clip2clinic.data.prepare.text_stage import NODE_EMBEDDINGS, TOKENS
+    from clip2clinic.data.corpus import PreparedCorpus
 
-    cache = cache_dir_for(manifest)
-    with safe_open(str(cache / TOKENS), framework="pt") as handle:
+    corpus = PreparedCorpus(manifest)
+    with safe_open(str(corpus.text_cache_file("input_ids")), framework="pt") as handle:
         vocab = int(handle.get_tensor("input_ids").max()) + 1
-    with safe_open(str(cache / NODE_EMBEDDINGS), framework="pt") as handle:
+    with safe_open(str(corpus.graph_node_features_file), framework="pt") as handle:
         node_dim = int(handle.get_slice("embeddings").get_shape()[1])
     return vocab, node_dim
 

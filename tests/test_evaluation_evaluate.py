@@ -196,7 +196,7 @@ def manifest_with_more_test_rows(manifest, target):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from clip2clinic.data.prepare.pipeline import cache_dir_for
+    from clip2clinic.data.corpus import PreparedCorpus
 
     table = pq.read_table(manifest)
     split = ["test" if s == "validate" else s for s in table.column("split").to_pylist()]
@@ -204,7 +204,8 @@ def manifest_with_more_test_rows(manifest, target):
     table = table.set_column(index, table.schema.field(index), pa.array(split, pa.string()))
     target.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, target)
-    cache_dir_for(target).symlink_to(cache_dir_for(manifest), target_is_directory=True)
+    PreparedCorpus(target).cache.symlink_to(PreparedCorpus(manifest).cache,
+                                            target_is_directory=True)
     return target
 
 
@@ -303,7 +304,7 @@ def openi_manifest(manifest, target):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from clip2clinic.data.prepare.pipeline import cache_dir_for
+    from clip2clinic.data.corpus import PreparedCorpus
 
     table = pq.read_table(manifest)
     n = table.num_rows
@@ -313,7 +314,8 @@ def openi_manifest(manifest, target):
         table = table.set_column(index, table.schema.field(index), pa.array(values, pa.string()))
     target.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, target)
-    cache_dir_for(target).symlink_to(cache_dir_for(manifest), target_is_directory=True)
+    PreparedCorpus(target).cache.symlink_to(PreparedCorpus(manifest).cache,
+                                            target_is_directory=True)
     return target
 
 

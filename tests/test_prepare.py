@@ -12,8 +12,9 @@ import pytest
 from safetensors.torch import load_file
 
 from clip2clinic.cli import main
+from clip2clinic.data.corpus import PreparedCorpus
 from clip2clinic.data.manifest import SCHEMA, label_matrix, read_manifest
-from clip2clinic.data.prepare import PrepareOptions, cache_dir_for, prepare
+from clip2clinic.data.prepare import PrepareOptions, prepare
 from clip2clinic.io import InputError
 from clip2clinic.observations import CHEXPERT_CLASSES
 from clip2clinic.phantom import generate_phantom
@@ -45,7 +46,7 @@ def test_manifest_rows_columns_and_texts(prepared) -> None:
     assert broken.stem not in set(manifest["image_id"])
     assert set(manifest["view"]) <= {"PA", "AP"}
     # every text index points at its own text in the cached table
-    cache = cache_dir_for(options.out)
+    cache = PreparedCorpus(options.out).cache
     texts = pd.read_parquet(cache / "texts.parquet").set_index("text_id")["text"]
     for column, id_column in [("report", "text_id"), ("hard_negative", "hard_negative_text_id"),
                               ("omitted", "omitted_text_id")]:
@@ -83,7 +84,7 @@ def test_skipped_images_are_reported(prepared) -> None:
     assert report["normal_studies_without_hard_negative"] == int(normal_without.sum())
     assert report["images_skipped"] == 1
     assert report["skipped_images"][0]["image_id"] == broken.stem
-    saved = json.loads((cache_dir_for(options.out) / "prepare_report.json").read_text())
+    saved = json.loads((PreparedCorpus(options.out).cache / "prepare_report.json").read_text())
     assert saved["images_skipped"] == 1 and saved["skip_reasons"]
 
 
@@ -132,7 +133,7 @@ def test_prepare_on_the_image_fault_corpus(bad_inputs: Path, tmp_path: Path) -> 
     assert {replaced[i] for i in skipped} == UNREADABLE & {f.name for f in faults}
     assert all(reason for reason in skipped.values())
     manifest = read_manifest(out)
-    cache = cache_dir_for(out)
+    cache = PreparedCorpus(out).cache
     for image_id, name in replaced.items():
         if name not in UNREADABLE:
             row = manifest[manifest["image_id"] == image_id].iloc[0]

@@ -13,9 +13,10 @@ import webdataset
 from training_fixtures import tiny_config
 
 from clip2clinic.cli import main
+from clip2clinic.data.corpus import PreparedCorpus
 from clip2clinic.data.images import ImageLoadError, load_image
 from clip2clinic.data.manifest import read_manifest
-from clip2clinic.data.prepare import PrepareOptions, cache_dir_for, prepare
+from clip2clinic.data.prepare import PrepareOptions, prepare
 from clip2clinic.data.shards import is_shard_member, split_pointer
 from clip2clinic.data.transforms import GREY
 from clip2clinic.phantom import generate_phantom
@@ -49,14 +50,14 @@ def test_shards_hold_the_same_pixels_as_the_file_cache(phantom: Path, sharded: P
     assert sorted(by_file.index) == sorted(by_shard.index)
     assert by_shard.map(is_shard_member).all()
     for image_id in by_file.index:
-        a = load_image(cache_dir_for(files) / by_file[image_id])
-        b = load_image(cache_dir_for(sharded) / by_shard[image_id])
+        a = load_image(PreparedCorpus(files).cache / by_file[image_id])
+        b = load_image(PreparedCorpus(sharded).cache / by_shard[image_id])
         np.testing.assert_array_equal(a, b)
 
 
 def test_shards_are_per_split_webdataset_tars(sharded: Path) -> None:
     manifest = read_manifest(sharded)
-    cache = cache_dir_for(sharded)
+    cache = PreparedCorpus(sharded).cache
     shards = manifest["image_cache"].map(lambda p: split_pointer(p)[0])
     for split, names in shards.groupby(manifest["split"]):
         assert all(f"-{split}-" in name for name in names)
@@ -73,9 +74,9 @@ def test_a_missing_member_is_a_named_error(sharded: Path) -> None:
     pointer = read_manifest(sharded)["image_cache"].iloc[0]
     shard, _ = split_pointer(pointer)
     with pytest.raises(ImageLoadError, match="no member"):
-        load_image(cache_dir_for(sharded) / f"{shard}#nope.png")
+        load_image(PreparedCorpus(sharded).cache / f"{shard}#nope.png")
     with pytest.raises(ImageLoadError, match="no such shard"):
-        load_image(cache_dir_for(sharded) / "shards/none.tar#x.png")
+        load_image(PreparedCorpus(sharded).cache / "shards/none.tar#x.png")
 
 
 def _dataset(manifest: Path) -> ManifestDataset:
@@ -130,9 +131,9 @@ def test_a_damaged_shard_drops_only_its_rows(sharded: Path, tmp_path: Path) -> N
 
     copy = tmp_path / "manifest.parquet"
     shutil.copy(sharded, copy)
-    shutil.copytree(cache_dir_for(sharded), cache_dir_for(copy))
+    shutil.copytree(PreparedCorpus(sharded).cache, PreparedCorpus(copy).cache)
     dataset = _dataset(copy)
-    victim = cache_dir_for(copy) / split_pointer(dataset.image_paths[0])[0]
+    victim = PreparedCorpus(copy).cache / split_pointer(dataset.image_paths[0])[0]
     with tarfile.open(victim) as tar:
         count = len(tar.getmembers())
     victim.write_bytes(victim.read_bytes()[:700])  # the first member's PNG cut short
@@ -156,11 +157,11 @@ def test_rerun_remakes_a_damaged_shard_whole(phantom: Path, tmp_path: Path) -> N
                              text_features=False, workers=1)
     prepare(options)
     pointers = read_manifest(out)["image_cache"]
-    victim = cache_dir_for(out) / split_pointer(pointers.iloc[0])[0]
+    victim = PreparedCorpus(out).cache / split_pointer(pointers.iloc[0])[0]
     size = victim.stat().st_size
     victim.write_bytes(victim.read_bytes()[:1000])
     prepare(options)
     assert victim.stat().st_size == size
     assert read_manifest(out)["image_cache"].tolist() == pointers.tolist()
     for pointer in pointers:
-        load_image(cache_dir_for(out) / pointer)
+        load_image(PreparedCorpus(out).cache / pointer)

@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from clip2clinic.data.corpus import PreparedCorpus
 from clip2clinic.data.manifest import label_matrix, read_manifest
-from clip2clinic.data.prepare import cache_dir_for
 from clip2clinic.data.transforms import GREY
 from clip2clinic.io import InputError
 from clip2clinic.losses import clinical_vectors
@@ -34,7 +34,7 @@ def test_items_carry_the_cached_texts_labels_and_graphs(tiny_prepared_phantom):
     manifest = tiny_prepared_phantom
     data = dataset(manifest)
     frame = read_manifest(manifest, split="train")
-    cache = load_file(str(cache_dir_for(manifest) / "text_features.safetensors"))
+    cache = load_file(str(PreparedCorpus(manifest).cache / "text_features.safetensors"))
     assert len(data) == len(frame) >= 24
     item = data[3]
     row = frame.iloc[3]

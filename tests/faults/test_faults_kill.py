@@ -20,8 +20,8 @@ import torch
 from safetensors.torch import load_file
 from training_fixtures import tiny_config_file
 
+from clip2clinic.data.corpus import PreparedCorpus
 from clip2clinic.data.manifest import read_manifest
-from clip2clinic.data.prepare import cache_dir_for
 from clip2clinic.run_dir import RunDir
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -107,7 +107,7 @@ def test_prepare_killed_and_rerun_gives_the_same_corpus(tiny_prepared_phantom, t
     manifest = tmp_path / "prepared" / "manifest.parquet"
     killed_then_rerun(command(manifest), took, tmp_path)
     pd.testing.assert_frame_equal(read_manifest(manifest), read_manifest(reference))
-    expected, cache = cache_dir_for(reference), cache_dir_for(manifest)
+    expected, cache = PreparedCorpus(reference).cache, PreparedCorpus(manifest).cache
     assert (cache / "graph_nodes.json").read_bytes() == (expected / "graph_nodes.json").read_bytes()
     for name in ("text_features.safetensors", "text_tokens.safetensors"):
         # safetensors writes its header's metadata in a per-process order: compare contents

@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 from safetensors import safe_open
 
+from clip2clinic.data.corpus import PreparedCorpus
 from clip2clinic.data.manifest import read_manifest, write_manifest
-from clip2clinic.data.prepare import PrepareOptions, cache_dir_for, prepare
-from clip2clinic.data.prepare.pipeline import LOCK_NAME
+from clip2clinic.data.prepare import PrepareOptions, prepare
 from clip2clinic.io import InputError
 from clip2clinic.training.data import open_text_cache
 
@@ -36,7 +36,7 @@ def options(root, manifest) -> PrepareOptions:
 
 def test_damaged_cache_files_are_recreated_on_reuse(prepared_copy):
     root, manifest = prepared_copy
-    cache = cache_dir_for(manifest)
+    cache = PreparedCorpus(manifest).cache
     before = read_manifest(manifest)
     truncated, deleted = (cache / p for p in before["image_cache"].iloc[:2])
     truncated.write_bytes(truncated.read_bytes()[:100])
@@ -60,7 +60,7 @@ def test_damaged_cache_files_are_recreated_on_reuse(prepared_copy):
 
 def test_a_second_prepare_on_the_same_out_fails_clearly(prepared_copy):
     root, manifest = prepared_copy
-    lock = cache_dir_for(manifest) / LOCK_NAME
+    lock = PreparedCorpus(manifest).lock_file
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time; from clip2clinic.io import exclusive_lock\n"

@@ -14,8 +14,8 @@ from training_fixtures import tiny_config, tiny_config_file
 
 from clip2clinic.api import Clip2Clinic
 from clip2clinic.cli import main
+from clip2clinic.data.corpus import PreparedCorpus
 from clip2clinic.data.manifest import read_manifest
-from clip2clinic.data.prepare import cache_dir_for
 from clip2clinic.data.transforms import GREY
 from clip2clinic.io import InputError
 from clip2clinic.run_dir import RunDir
@@ -34,7 +34,7 @@ def corrupt_phantom(tiny_prepared_phantom, tmp_path):
     shutil.copytree(source, tmp_path / "prepared")
     manifest = tmp_path / "prepared" / tiny_prepared_phantom.name
     first = read_manifest(manifest, split="train")["image_cache"].iloc[0]
-    (cache_dir_for(manifest) / first).write_bytes(b"\x89PNG truncated")
+    (PreparedCorpus(manifest).cache / first).write_bytes(b"\x89PNG truncated")
     return manifest, 0
 
 

@@ -58,7 +58,8 @@ def _shard_size(args: argparse.Namespace) -> int | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clip2clinic.data.prepare import PrepareOptions, cache_dir_for, prepare  # torch: lazy
+    from clip2clinic.data.corpus import PreparedCorpus
+    from clip2clinic.data.prepare import PrepareOptions, prepare  # torch: lazy
 
     reader_options = {}
     if args.reports_root:
@@ -74,5 +75,5 @@ def run(args: argparse.Namespace) -> int:
     summary = {k: report[k] for k in ("images_listed", "images_cached", "images_skipped",
                                       "skip_reasons", "studies", "splits", "texts")}
     print(json.dumps(summary, indent=2))
-    print(f"manifest: {args.out}\nprepare report: {cache_dir_for(args.out)}/prepare_report.json")
+    print(f"manifest: {args.out}\nprepare report: {PreparedCorpus(args.out).report_file}")
     return 0

@@ -165,14 +165,14 @@ def run_demo(out: str | os.PathLike, variants: Sequence[str] | None = None, quic
 def prepare_phantom(root: Path, manifest: Path, image_size: int, workers: int) -> Path:
     """``prepare mimic`` of the phantom with the embedded text model (skipped when the manifest
     was already written with the same settings)."""
-    from clip2clinic.data.prepare import PrepareOptions, cache_dir_for, prepare
+    from clip2clinic.data.corpus import PreparedCorpus
+    from clip2clinic.data.prepare import PrepareOptions, prepare
     from clip2clinic.data.prepare.pipeline import PREPARE_VERSION
 
     options = PrepareOptions(dataset="mimic", root=str(root), out=str(manifest),
                              image_size=image_size, workers=workers)
-    report = cache_dir_for(manifest) / "prepare_report.json"
-    if manifest.is_file() and report.is_file():
-        done = json.loads(report.read_text(encoding="utf-8"))
+    done = PreparedCorpus(manifest).report()
+    if manifest.is_file() and done is not None:
         if done.get("prepare_version") == PREPARE_VERSION and all(
                 done["options"].get(k) == v for k, v in _prepare_settings(options).items()):
             return manifest

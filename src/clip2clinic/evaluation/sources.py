@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from clip2clinic.data.corpus import PreparedCorpus
 from clip2clinic.data.datasets import READERS, open_dataset
 from clip2clinic.data.datasets.rsna import rsna_ab_labels
 from clip2clinic.data.manifest import label_matrix, read_manifest
-from clip2clinic.data.prepare.pipeline import cache_dir_for
 from clip2clinic.evaluation.classwise import blank_as_negative
 from clip2clinic.evaluation.embeddings import cached_image_embeddings, cached_text_embeddings
 from clip2clinic.evaluation.protocol import PROTOCOLS, Protocol
@@ -175,8 +175,7 @@ class Corpus:
         if frame.empty:
             what = "frontal rows" if frontal_only else "rows"
             raise InputError(f"{manifest}: no {what} in split {split or 'any'!r}")
-        cache = cache_dir_for(manifest)
-        images, ok = embed.images([cache / p for p in frame["image_cache"]])
+        images, ok = embed.images(PreparedCorpus(manifest).image_paths(frame))
         if not ok.all():
             log.warning("%s %s: %d unreadable images left out", name, split, int((~ok).sum()))
         return cls(name, frame[ok].reset_index(drop=True), images[ok])

@@ -26,22 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import torch
 from safetensors import SafetensorError, safe_open
 from torch.utils.data import Dataset, Sampler
 
+from clip2clinic.data.corpus import PreparedCorpus
 from clip2clinic.data.images import ImageLoadError, decode_image, load_image
 from clip2clinic.data.manifest import label_matrix, read_manifest
-from clip2clinic.data.prepare.pipeline import cache_dir_for
-from clip2clinic.data.prepare.text_stage import (
-    FEATURES,
-    NODE_EMBEDDINGS,
-    NODES,
-    TOKENS,
-    text_table,
-    texts_fingerprint,
-)
 from clip2clinic.data.transforms import (
     AugmentConfig,
     EvalTransform,
@@ -98,8 +89,6 @@ class TextCache:
         return values, mask.bool()
 
 
-#: The file of a manifest's cache holding each text tower input (by the tower's cache_key).
-TEXT_CACHE_FILES = {"input_ids": TOKENS, "features": FEATURES}
 TEXT_CACHE_MISSING = {
     "input_ids": "run `clip2clinic prepare` first",
     "features": "the text head needs the frozen model's token features (run prepare without "
@@ -113,14 +102,12 @@ def open_text_cache(manifest: str | os.PathLike, text_mode: str) -> TextCache:
     than the manifest's (caches of two ``prepare`` runs mixed: every text id would point at
     the wrong report)."""
     values_key = TEXT_TOWERS[text_mode].cache_key
-    path = cache_dir_for(manifest) / TEXT_CACHE_FILES[values_key]
+    path = PreparedCorpus(manifest).text_cache_file(values_key)
     if not path.is_file():
         raise InputError(f"{path}: missing; {TEXT_CACHE_MISSING[values_key]}")
     text_cache = TextCache(path, values_key)
     made_for = text_cache.metadata.get("text_fingerprint")
-    columns = pd.read_parquet(manifest, columns=["report", "hard_negative", "omitted"])
-    expected = texts_fingerprint(text_table(pd.concat([columns[c] for c in columns]))["text"])
-    if made_for is not None and made_for != expected:
+    if made_for is not None and made_for != PreparedCorpus(manifest).texts_fingerprint():
         raise InputError(f"{path}: made for other texts than {manifest} (the manifest and its "
                          "cache come from different prepare runs); re-run `clip2clinic prepare`")
     return text_cache
@@ -128,10 +115,11 @@ def open_text_cache(manifest: str | os.PathLike, text_mode: str) -> TextCache:
 
 def load_graph_nodes(manifest: str | os.PathLike) -> tuple[dict[str, int], torch.Tensor]:
     """The graph node vocabulary (entity text → row) and node-feature table of a manifest."""
-    cache = cache_dir_for(manifest)
+    corpus = PreparedCorpus(manifest)
+    cache = corpus.cache
     try:
-        nodes = json.loads((cache / NODES).read_text(encoding="utf-8"))
-        with safe_open(str(cache / NODE_EMBEDDINGS), framework="pt") as handle:
+        nodes = json.loads(corpus.graph_nodes_file.read_text(encoding="utf-8"))
+        with safe_open(str(corpus.graph_node_features_file), framework="pt") as handle:
             table = handle.get_tensor("embeddings").float()
     except (OSError, ValueError, SafetensorError) as exc:
         raise InputError(f"{cache}: cannot read the graph node cache ({exc}); re-run prepare") \
@@ -173,7 +161,7 @@ class ManifestDataset(Dataset):
         frame = read_manifest(manifest, split=split, columns=columns)
         if len(frame) == 0:
             raise InputError(f"{manifest}: no rows in split {split!r}")
-        self.manifest, self.cache = Path(manifest), cache_dir_for(manifest)
+        self.manifest, self.corpus = Path(manifest), PreparedCorpus(manifest)
         self.text_cache = text_cache
         self.seed, self.epoch = seed, 0
         self.hard_negatives, self.graphs = hard_negatives, graphs
@@ -215,7 +203,7 @@ class ManifestDataset(Dataset):
         """The transformed image of item ``index`` (decoded from ``data`` when the caller read
         the cached file already); None, with a warning naming the file, when it cannot be read
         (never another item's image: the pair would be wrong)."""
-        path = self.cache / self.image_paths[index]
+        path = self.corpus.image_path(self.image_paths[index])
         try:
             image = load_image(path) if data is None else decode_image(path, data)
         except ImageLoadError as exc:

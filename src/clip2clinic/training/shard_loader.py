@@ -98,7 +98,7 @@ class ShardStream(IterableDataset):
             rows = {split_pointer(self.dataset.image_paths[row])[1]: int(row)
                     for row in self.rows[number]}  # fmt: skip
             try:
-                for name, data in iter_shard(self.dataset.cache / shard):
+                for name, data in iter_shard(self.dataset.corpus.image_path(shard)):
                     row = rows.pop(name, None)
                     if row is not None:
                         yield row, data

@@ -9,6 +9,6 @@ manifest. Stages, each resumable and parallel over cores:
 4. :mod:`.pipeline` — joins everything into the Parquet manifest and a prepare report.
 """
 
-from clip2clinic.data.prepare.pipeline import PrepareOptions, cache_dir_for, prepare
+from clip2clinic.data.prepare.pipeline import PrepareOptions, prepare
 
-__all__ = ["PrepareOptions", "cache_dir_for", "prepare"]
+__all__ = ["PrepareOptions", "prepare"]

@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
+from clip2clinic.data.corpus import PreparedCorpus
 from clip2clinic.data.images import ImageLoadError, cache_resized, load_resized, png_bytes
 from clip2clinic.data.prepare.parallel import run_chunks
 from clip2clinic.data.shards import pointer, write_shard
@@ -90,11 +91,13 @@ def _shard_members(rows: pd.DataFrame, shard: str, shorter_side: int,
         yield key, data
 
 
-def run_image_stage(images: pd.DataFrame, cache: Path, dataset: str, shorter_side: int,
-                    workers: int, shard_size: int | None = None) -> pd.DataFrame:
+def run_image_stage(images: pd.DataFrame, corpus: PreparedCorpus, dataset: str,
+                    shorter_side: int, workers: int, shard_size: int | None = None
+                    ) -> pd.DataFrame:
     """Cache every image of ``images`` (``image_id``, ``path``, ``split``), as files or, with
     ``shard_size``, as shards; chunk results are themselves cached (resumable), and the files
     of reused chunks are checked (see the module docstring)."""
+    cache = corpus.cache
     if shard_size:
         work = partial(cache_shards, cache=cache, shorter_side=shorter_side)
         parts = []
@@ -103,7 +106,7 @@ def run_image_stage(images: pd.DataFrame, cache: Path, dataset: str, shorter_sid
             rows["shard"] = [f"shards/{dataset}-{split}-{i // shard_size:05d}.tar"
                              for i in range(len(rows))]  # fmt: skip
             parts.append((rows, run_chunks(
-                rows, work, cache / "stages", f"shards-{split}",
+                rows, work, corpus.stages, f"shards-{split}",
                 (dataset, shorter_side, shard_size), workers, chunk_size=shard_size,
                 desc=f"writing image shards ({split})")))
         rows = pd.concat([r for r, _ in parts], ignore_index=True)
@@ -111,7 +114,7 @@ def run_image_stage(images: pd.DataFrame, cache: Path, dataset: str, shorter_sid
     else:
         work = partial(cache_images, cache=cache, dataset=dataset, shorter_side=shorter_side)
         rows = images[["image_id", "path"]].reset_index(drop=True)
-        results = run_chunks(rows, work, cache / "stages", "images", (dataset, shorter_side),
+        results = run_chunks(rows, work, corpus.stages, "images", (dataset, shorter_side),
                              workers, chunk_size=256, desc="caching images")
     if "cache_bytes" not in results:  # chunks written before sizes were recorded
         results["cache_bytes"] = 0

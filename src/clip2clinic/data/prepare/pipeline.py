@@ -6,25 +6,23 @@ import json
 import logging
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from clip2clinic.data.corpus import TEXT_COLUMNS, PreparedCorpus, text_table
 from clip2clinic.data.datasets import open_dataset
 from clip2clinic.data.manifest import SCHEMA, write_manifest
 from clip2clinic.data.prepare.image_stage import run_image_stage
 from clip2clinic.data.prepare.report_stage import run_report_stage
-from clip2clinic.data.prepare.text_stage import run_text_stage, text_table
+from clip2clinic.data.prepare.text_stage import run_text_stage
 from clip2clinic.embedded import MINILM_SOURCE
 from clip2clinic.io import InputError, exclusive_lock, write_text_atomic
 from clip2clinic.observations import CHEXPERT_CLASSES
 
 log = logging.getLogger(__name__)
 
-REPORT_NAME = "prepare_report.json"
-LOCK_NAME = ".prepare.lock"
 #: What ``prepare`` writes, versioned: 2 draws normal studies' hard negatives from their own
 #: split (version 1 drew them from every split, leaking held-out reports into training).
 PREPARE_VERSION = 2
@@ -49,50 +47,44 @@ class PrepareOptions:
     workers: int = max(1, os.cpu_count() or 1)
 
 
-def cache_dir_for(manifest: str | os.PathLike) -> Path:
-    """The cache folder beside a manifest: ``out/manifest.parquet`` → ``out/manifest_cache``."""
-    manifest = Path(manifest)
-    return manifest.with_name(f"{manifest.stem}_cache")
-
-
 def prepare(options: PrepareOptions) -> dict[str, Any]:
-    """Run every stage and write the manifest; returns the prepare report (also saved as
-    ``<cache>/prepare_report.json``). Re-running reuses finished work, after checking it.
+    """Run every stage and write the manifest; returns the prepare report (also saved in the
+    corpus's cache, see :class:`~clip2clinic.data.corpus.PreparedCorpus`). Re-running reuses
+    finished work, after checking it.
 
     Holds a lock on the output for the whole run: a second ``prepare`` on the same ``out``
     fails at once instead of interleaving its caches with this one's.
     """
-    manifest_path = Path(options.out)
-    cache = cache_dir_for(manifest_path)
-    with exclusive_lock(cache / LOCK_NAME, f"the prepared corpus {manifest_path}"):
-        return _prepare(options, manifest_path, cache)
+    corpus = PreparedCorpus(options.out)
+    with exclusive_lock(corpus.lock_file, f"the prepared corpus {corpus.manifest}"):
+        return _prepare(options, corpus)
 
 
-def _prepare(options: PrepareOptions, manifest_path: Path, cache: Path) -> dict[str, Any]:
+def _prepare(options: PrepareOptions, corpus: PreparedCorpus) -> dict[str, Any]:
     dataset = open_dataset(options.dataset, options.root, **options.reader_options)
     frame = dataset.frame.copy()
     log.info("%s: %d images in %s", dataset.name, len(frame), options.root)
 
     studies = _studies(dataset)
-    reports = run_report_stage(studies, cache / "stages", options.seed, options.negation_pool,
+    reports = run_report_stage(studies, corpus.stages, options.seed, options.negation_pool,
                                options.workers)
-    images = run_image_stage(frame, cache, options.dataset, options.image_size, options.workers,
+    images = run_image_stage(frame, corpus, options.dataset, options.image_size, options.workers,
                              options.shard_size)
 
     rows = frame.merge(images, on="image_id", how="left", validate="one_to_one")
     rows = rows.merge(reports, on="study_id", how="left", validate="many_to_one")
     kept = rows[rows["image_cache"] != ""].reset_index(drop=True)
-    texts = text_table(pd.concat([kept["report"], kept["hard_negative"], kept["omitted"]]))
+    texts = text_table(pd.concat([kept[column] for column in TEXT_COLUMNS]))
     text_ids = dict(zip(texts["text"], texts["text_id"], strict=True))
     # parsed one at a time as the node vocabulary is built: never all at once
     graphs = (json.loads(g) for g in pd.concat([kept["graph"], kept["hard_negative_graph"]]))
-    text_info = run_text_stage(texts, graphs, cache, options.text_model, options.max_length,
+    text_info = run_text_stage(texts, graphs, corpus, options.text_model, options.max_length,
                                options.text_features)
 
     manifest = _manifest_frame(kept, studies, text_ids, options.dataset)
-    write_manifest(manifest, manifest_path)
+    write_manifest(manifest, corpus.manifest)
     report = _report(options, rows, manifest, text_info)
-    write_text_atomic(json.dumps(report, indent=2), cache / REPORT_NAME)
+    write_text_atomic(json.dumps(report, indent=2), corpus.report_file)
     return report
 
 

@@ -24,6 +24,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from clip2clinic.data.corpus import PreparedCorpus, texts_fingerprint
 from clip2clinic.io import atomic_path, write_text_atomic
 from clip2clinic.model.frozen_text import FrozenTextEncoder
 from clip2clinic.model.towers import load_tokenizer
@@ -31,17 +32,6 @@ from clip2clinic.reports.graph.schema import node_vocabulary
 
 log = logging.getLogger(__name__)
 
-TEXTS = "texts.parquet"
-TOKENS = "text_tokens.safetensors"
-FEATURES = "text_features.safetensors"
-NODES = "graph_nodes.json"
-NODE_EMBEDDINGS = "graph_nodes.safetensors"
-
-
-def text_table(texts: Iterable[str]) -> pd.DataFrame:
-    """Distinct ``texts`` sorted, with their ``text_id`` (deterministic)."""
-    distinct = sorted(set(texts))
-    return pd.DataFrame({"text_id": range(len(distinct)), "text": distinct})
 
 
 def save_tensors(tensors: dict[str, torch.Tensor], target: Path, metadata: dict) -> None:
@@ -60,54 +50,51 @@ def tokenize(texts: Sequence[str], text_model: str, max_length: int) -> dict[str
             "attention_mask": encoded["attention_mask"].int()}
 
 
-def run_text_stage(texts: pd.DataFrame, graphs: Iterable[dict], cache: Path, text_model: str,
-                   max_length: int, features: bool) -> dict[str, int]:
+def run_text_stage(texts: pd.DataFrame, graphs: Iterable[dict], corpus: PreparedCorpus,
+                   text_model: str, max_length: int, features: bool) -> dict[str, int]:
     """Write the text table, token cache, optional features and the graph node table.
 
     Skips files that exist and were made with the same text model, length and texts.
     """
     info = {"text_model": text_model, "max_length": max_length, "texts": len(texts),
             "text_fingerprint": texts_fingerprint(texts["text"])}
-    info_path = cache / "text_cache.json"
+    info_path = corpus.text_info_file
     fresh = info_path.is_file() and json.loads(info_path.read_text()) == _jsonable(info)
-    wanted = [TEXTS, TOKENS, NODES, NODE_EMBEDDINGS] + ([FEATURES] if features else [])
+    wanted = [corpus.texts_file, corpus.text_cache_file("input_ids"), corpus.graph_nodes_file,
+              corpus.graph_node_features_file]
+    wanted += [corpus.text_cache_file("features")] if features else []
     if fresh:
-        damaged = damaged_files(cache, wanted, info["text_fingerprint"])
+        damaged = damaged_files(wanted, info["text_fingerprint"])
         if not damaged:
-            return {"texts": len(texts),
-                    "graph_nodes": len(json.loads((cache / NODES).read_text()))}
+            nodes = json.loads(corpus.graph_nodes_file.read_text())
+            return {"texts": len(texts), "graph_nodes": len(nodes)}
         log.warning("%s: text cache file(s) %s missing or damaged; rebuilding the text cache",
-                    cache, ", ".join(damaged))
+                    corpus.cache, ", ".join(damaged))
 
-    with atomic_path(cache / TEXTS) as tmp:
+    with atomic_path(corpus.texts_file) as tmp:
         texts.to_parquet(tmp, index=False)
     strings = list(texts["text"])
-    save_tensors(tokenize(strings, text_model, max_length), cache / TOKENS, info)
+    save_tensors(tokenize(strings, text_model, max_length), corpus.text_cache_file("input_ids"),
+                 info)
     encoder = FrozenTextEncoder(text_model, max_length, download=True)
     if features:
         token_features, masks = encoder.token_features(strings)
-        save_tensors({"features": token_features, "attention_mask": masks}, cache / FEATURES,
-                     info)
+        save_tensors({"features": token_features, "attention_mask": masks},
+                     corpus.text_cache_file("features"), info)
     nodes = node_vocabulary(graphs)
     embeddings = encoder.pooled(nodes) if nodes else torch.zeros(0, encoder.hidden_size)
-    save_tensors({"embeddings": embeddings}, cache / NODE_EMBEDDINGS, info)
-    write_text_atomic(json.dumps(nodes, indent=0), cache / NODES)
+    save_tensors({"embeddings": embeddings}, corpus.graph_node_features_file, info)
+    write_text_atomic(json.dumps(nodes, indent=0), corpus.graph_nodes_file)
     write_text_atomic(json.dumps(_jsonable(info), indent=2), info_path)
     return {"texts": len(texts), "graph_nodes": len(nodes)}
 
 
-def texts_fingerprint(texts: pd.Series) -> str:
-    """A fingerprint of the text table's texts in order: the text caches carry it, so a
-    manifest and caches of different ``prepare`` runs are told apart."""
-    return str(pd.util.hash_pandas_object(texts.reset_index(drop=True)).sum())
-
-
-def damaged_files(cache: Path, names: Sequence[str], fingerprint: str) -> list[str]:
-    """Those of ``names`` in ``cache`` that are missing, do not read (safetensors header and
+def damaged_files(paths: Sequence[Path], fingerprint: str) -> list[str]:
+    """The names of those of ``paths`` that are missing, do not read (safetensors header and
     length, Parquet footer, JSON) or whose tensors carry another text fingerprint."""
     damaged = []
-    for name in names:
-        path = cache / name
+    for path in paths:
+        name = path.name
         try:
             if name.endswith(".safetensors"):
                 with safe_open(str(path), framework="pt") as handle:
