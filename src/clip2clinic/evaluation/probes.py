@@ -32,6 +32,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from clip2clinic.evaluation.classwise import (
+    CLASS_AUC,
     auc_strata,
     class_aucs,
     finite_image_rows,
@@ -261,7 +262,7 @@ def _mean_rows(
     for c, name in enumerate(class_names):
         column = test.labels[:, [c]]
         estimate = bootstrap(
-            lambda y, s: class_aucs(y, s)[0], [column, scores[:, [c], :]], n_boot, seed,
+            CLASS_AUC, [column, scores[:, [c], :]], n_boot, seed,
             groups=test.groups, strata=auc_strata(column, test.groups),
         )  # fmt: skip
         per_seed = [class_aucs(column, scores[:, [c], s])[0] for s in range(scores.shape[2])]
