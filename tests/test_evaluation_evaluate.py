@@ -16,6 +16,7 @@ from clip2clinic.evaluation import evaluate as evaluate_module
 from clip2clinic.evaluation.evaluate import Options, parse_tasks
 from clip2clinic.evaluation.sources import parse_data
 from clip2clinic.io import InputError
+from clip2clinic.model import ClinicCLIP
 from clip2clinic.training.trainer import train
 
 CONTRACT = ("cxr_align_a", "cxr_align_b", "zeroshot_mean_auc", "retrieval_top5",
@@ -109,7 +110,7 @@ def test_a_second_run_reads_the_embedding_cache(tiny_run, tiny_prepared_phantom,
     def fail(*args, **kwargs):
         raise AssertionError("the model ran although its embeddings are cached")
 
-    monkeypatch.setattr(evaluate_module.Clip2Clinic, "embed_images", fail)
+    monkeypatch.setattr(ClinicCLIP, "encode_image", fail)
     monkeypatch.setattr(evaluate_module.Clip2Clinic, "embed_texts", fail)
     again = evaluate_module.evaluate(tiny_run, data, ["retrieval"], out=tmp_path, progress=False)
     assert again["metrics"] == first["metrics"]
@@ -220,3 +221,18 @@ def test_two_datasets_of_different_size_keep_both_datasets_metrics(tiny_run,
     saved = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert set(saved["metrics"]) == set(metrics)
     assert saved["tasks"]["retrieval_large"]["metrics"][0].endswith("/large")
+
+
+def test_embedding_options_reach_the_loader_and_keep_the_numbers(tiny_run, tiny_prepared_phantom,
+                                                                 tmp_path, capsys):  # fmt: skip
+    common = ["evaluate", "--checkpoint", str(tiny_run), "--data",
+              f"phantom={tiny_prepared_phantom}", "--tasks", "retrieval", "--quiet"]  # fmt: skip
+    assert main([*common, "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--out", str(tmp_path / "b"), "--workers", "2", "--batch-size", "3",
+                 "--precision", "fp32"]) == 0  # fmt: skip
+    first, second = (json.loads((tmp_path / x / "metrics.json").read_text()) for x in "ab")
+    for name, metric in first["metrics"].items():
+        assert second["metrics"][name] == pytest.approx(metric, abs=1e-6), name
+    capsys.readouterr()
+    assert main([*common, "--out", str(tmp_path / "c"), "--precision", "fp8"]) == 2
+    assert "--precision: 'fp8'" in capsys.readouterr().err

@@ -52,6 +52,7 @@ from clip2clinic.evaluation import (
     summary,
     zeroshot,
 )
+from clip2clinic.evaluation.embeddings import EmbedSettings
 from clip2clinic.evaluation.results import (
     N_BOOTSTRAP,
     Estimate,
@@ -130,10 +131,11 @@ class Evaluation:
     outcomes; see :func:`evaluate`."""
 
     def __init__(self, model: Clip2Clinic, data: DataSources, out: Path, options: Options,
-                 progress: bool, cache_dir: Path):  # fmt: skip
+                 progress: bool, cache_dir: Path,
+                 embedding: EmbedSettings | None = None):  # fmt: skip
         self.model, self.data, self.out, self.options = model, data, out, options
         self.split = options.split
-        self.embed = Embedder(model, cache_dir, progress)
+        self.embed = Embedder(model, cache_dir, progress, embedding)
         self.context = Context(self.embed, data, out, model.temperature, **asdict(options))
         self.outcomes: list[Outcome] = []
         self.failures: dict[str, str] = {}
@@ -221,6 +223,7 @@ def evaluate(
     progress: bool = True,
     cache_dir: str | os.PathLike | None = None,
     allow_partial: bool = False,
+    embedding: EmbedSettings | None = None,
 ) -> dict[str, Any]:
     """Run ``tasks`` of ``checkpoint`` (a run dir or checkpoint folder) on ``data``; write
     ``metrics.json``, the tasks' CSVs and ``roc.csv`` into ``out`` (default
@@ -228,8 +231,10 @@ def evaluate(
 
     ``options.split`` is the manifests' split the tasks score ("validate" for choosing
     settings, so the test split stays unseen; probes then do not run). ``allow_partial``: see
-    :func:`run_identity`. When tasks fail, the others' outputs are still written (``failed`` in
-    metrics.json) and :class:`EvaluationIncomplete` is raised."""
+    :func:`run_identity`. ``embedding``: batch size, reader processes and precision of the
+    embedding (:class:`~clip2clinic.evaluation.embeddings.EmbedSettings`). When tasks fail, the
+    others' outputs are still written (``failed`` in metrics.json) and
+    :class:`EvaluationIncomplete` is raised."""
     options = options or Options()
     checkpoint = Path(checkpoint)
     identity = run_identity(checkpoint, allow_partial)
@@ -238,7 +243,7 @@ def evaluate(
     model = Clip2Clinic.from_pretrained(identity["checkpoint"], device=device,
                                         image_size=identity.pop("image_size"))
     cache = Path(cache_dir) if cache_dir is not None else out / "embeddings"
-    evaluation = Evaluation(model, data, out, options, progress, cache)
+    evaluation = Evaluation(model, data, out, options, progress, cache, embedding)
     selected = [task for task in REGISTRY if task.name in tasks]
     for name, manifest in data.manifests.items():
         evaluation.run_manifest(name, manifest, selected)
