@@ -70,12 +70,12 @@ CASE_COLUMNS = {
     "adversarial": ["kind", "positive", "adversarial", "true_right", "adversarial_right", "right"],
     "normal_detection": ["rank", "tied", "correct", "candidates"],
     "zeroshot": ["class", "label", "score"],
+    "probes": ["setting", "class", "seed", "label", "score"],
 }  # fmt: skip
 
 
 def check_per_case_results(out, record, test):
-    """Every task but the probes writes its cases with their ids, and they add up to the
-    metrics."""
+    """Every task writes its cases with their ids, and they add up to the metrics."""
     metrics = record["metrics"]
     for task, columns in CASE_COLUMNS.items():
         assert record["tasks"][f"{task}_phantom"]["cases"] == f"{task}_phantom_cases.parquet"
@@ -85,7 +85,6 @@ def check_per_case_results(out, record, test):
         rows = test.set_index(test["image_id"].astype(str)).loc[cases["image_id"]]
         assert list(rows["subject_id"].astype(str)) == list(cases["patient_id"]), task
         assert list(rows["study_id"].astype(str)) == list(cases["study_id"]), task
-    assert "cases" not in record["tasks"]["probes_phantom"]
     align = pd.read_parquet(out / "cxr_align_phantom_cases.parquet")
     assert list(align["correct_a"]) == list(align["sim_report"] > align["sim_negation"])
     per_case = align.groupby("case_id")[["correct_a", "correct_b"]].mean()
@@ -100,6 +99,9 @@ def check_per_case_results(out, record, test):
     assert trials["correct"].mean() == pytest.approx(metrics["normal_detection_acc"]["value"])
     scores = pd.read_parquet(out / "zeroshot_phantom_cases.parquet")
     assert len(scores) == len(test) * 13 and scores["score"].between(0, 1).all()
+    probes = pd.read_parquet(out / "probes_phantom_cases.parquet")
+    assert set(probes["setting"]) == {"ft10", "ft100"}
+    assert len(probes) == len(test) * 13 * 4  # FT10 x 3 seeds, FT100 once
 
 
 def test_a_second_run_reads_the_embedding_cache(tiny_run, tiny_prepared_phantom, tmp_path,
@@ -145,6 +147,10 @@ def test_reader_datasets_zero_shot_and_5x200(tiny_run, tmp_path):
     assert list(five["correct"]) == list(five["class"] == five["predicted"])
     ab = pd.read_parquet(tmp_path / "e" / "zeroshot_rsna_ab_cases.parquet")
     assert (ab["label"].notna().sum()) == rsna_ab["n"].item()  # normal images: label NaN
+    probes = pd.read_parquet(tmp_path / "e" / "probes_rsna_cases.parquet")  # the test images
+    assert list(probes.columns[:3]) == IDS
+    assert set(probes["image_id"]) == set(pd.read_parquet(
+        tmp_path / "e" / "zeroshot_rsna_cases.parquet")["image_id"])  # fmt: skip
 
 
 def write_detailed_classes(root):
