@@ -13,6 +13,7 @@ from training_fixtures import tiny_config
 from clip2clinic.cli import main
 from clip2clinic.data.manifest import read_manifest
 from clip2clinic.evaluation import evaluate as evaluate_module
+from clip2clinic.evaluation.cxr_align import build_cxr_align, save_cxr_align
 from clip2clinic.evaluation.evaluate import Options, parse_tasks
 from clip2clinic.evaluation.sources import parse_data
 from clip2clinic.io import InputError
@@ -56,6 +57,10 @@ def test_every_manifest_task_writes_metrics_with_intervals(tiny_run, tiny_prepar
         assert not pd.read_csv(out / f"{task}_phantom.csv").empty, task
     built = json.loads((out / "cxr_align_phantom.json").read_text())["phantom"]
     assert record["metrics"]["cxr_align_a"]["n"] == len(built)
+    details = record["tasks"]["cxr_align_phantom"]["details"]
+    assert details["entries_in_file"] == details["entries_scored"] == len(built)
+    assert details["dropped_ids"] == [] and details["max_length"] > 0
+    assert details["cases"] == len(built) and details["images"] >= len(built)
     assert set(pd.read_csv(out / "roc.csv")["task"]) == {"zeroshot_phantom"}
     assert "cxr_align_a" in capsys.readouterr().out
     check_per_case_results(out, record, read_manifest(tiny_prepared_phantom, split="test"))
@@ -242,3 +247,25 @@ def test_embedding_options_reach_the_loader_and_keep_the_numbers(tiny_run, tiny_
     capsys.readouterr()
     assert main([*common, "--out", str(tmp_path / "c"), "--precision", "fp8"]) == 2
     assert "--precision: 'fp8'" in capsys.readouterr().err
+
+
+def test_a_released_style_cxr_align_file_counts_scored_and_dropped_entries(
+    tiny_run, tiny_prepared_phantom, tmp_path
+):
+    test = read_manifest(tiny_prepared_phantom, split="test")
+    benchmark = build_cxr_align(test, "mimic")
+    kept = next(iter(benchmark["mimic"].values()))
+    benchmark["mimic"]["not-here"] = {**kept, "image_ids": ["nope"], "image_paths": ["x.jpg"]}
+    benchmark["mimic"]["dicom-1"] = {k: kept[k] for k in ("chosen", "report", "negation",
+                                                         "omitted")}  # fmt: skip
+    save_cxr_align(benchmark, tmp_path / "released.json")
+    data = parse_data([f"phantom={tiny_prepared_phantom}", f"phantom={tmp_path / 'released.json'}"])
+    record = evaluate_module.evaluate(tiny_run, data, ["cxr_align"], out=tmp_path / "e",
+                                      progress=False)  # fmt: skip
+    details = json.loads((tmp_path / "e" / "metrics.json").read_text())["tasks"][
+        "cxr_align_phantom"]["details"]  # fmt: skip
+    assert details["file"] == str(tmp_path / "released.json")
+    assert details["entries_in_file"] == len(benchmark["mimic"])
+    assert details["entries_scored"] == len(benchmark["mimic"]) - 2
+    assert details["dropped_ids"] == ["mimic/dicom-1", "mimic/not-here"]
+    assert record["metrics"]["cxr_align_a"]["n"] == details["entries_scored"]

@@ -272,6 +272,8 @@ def write_outputs(evaluation: Evaluation, identity: dict, out: Path, fingerprint
             "seconds": round(outcome.seconds, 2),
             "metrics": sorted(metric_key(m, outcome.dataset) for m in outcome.result.metrics),
         }  # fmt: skip
+        if outcome.result.details:
+            record["tasks"][name]["details"] = outcome.result.details
         if outcome.result.cases is not None:
             with atomic_path(out / f"{name}{CASES_SUFFIX}") as tmp:
                 outcome.result.cases.to_parquet(tmp, index=False)

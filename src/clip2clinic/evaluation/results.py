@@ -32,6 +32,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -63,11 +64,13 @@ class Estimate:
 class TaskResult:
     """Metrics (name -> Estimate), a table for the task's CSV and, where the task scores
     cases, its per-case results (one row per case; ``image`` is the scored input row that
-    ``evaluate`` replaces by its ids)."""
+    ``evaluate`` replaces by its ids); ``details``: counts a reader needs beside the metrics
+    (JSON values; ``evaluate`` writes them under the task in metrics.json)."""
 
     metrics: dict[str, Estimate]
     table: pd.DataFrame = field(default_factory=pd.DataFrame)
     cases: pd.DataFrame | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 # --- names -------------------------------------------------------------------------------------
