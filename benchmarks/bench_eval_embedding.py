@@ -13,7 +13,8 @@ images go through, for each number of reader processes:
   embedded per batch (:meth:`Clip2Clinic.embed_images`), as the in-process reference.
 
 Same model (the embedded preset, random weights, eval mode), same batch size (the preset's),
-fp32 on CPU. Ratios are against the training loader with the same number of workers.
+fp32 on CPU. Ratios are against the training loader with the same number of workers; the three take
+turns within each of ``--repeat`` rounds, and the fastest round counts.
 
 Usage: python benchmarks/bench_eval_embedding.py [--studies 200] [--workers 0 2]
        [--manifest M] [--repeat 2]
@@ -51,14 +52,16 @@ def make_manifest(folder: Path, studies: int) -> Path:
     return manifest
 
 
-def best_rate(count: int, call, repeat: int) -> float:
-    """Images/s of the fastest of ``repeat`` runs."""
-    best = float("inf")
+def best_rates(runs: dict[str, tuple[int, object]], repeat: int) -> dict[str, float]:
+    """Images/s of each ``name: (images, call)``, the fastest of ``repeat`` rounds; the calls
+    take turns within a round, so a change of load hits them alike."""
+    best = dict.fromkeys(runs, float("inf"))
     for _ in range(repeat):
-        start = time.perf_counter()
-        call()
-        best = min(best, time.perf_counter() - start)
-    return count / best
+        for name, (_, call) in runs.items():
+            start = time.perf_counter()
+            call()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: runs[name][0] / seconds for name, seconds in best.items()}
 
 
 def training_epoch(trainer: Trainer) -> None:
@@ -101,15 +104,14 @@ def measure(manifest: Path, paths: list[Path], workers: int, tmp: Path, repeat: 
     clip = Clip2Clinic(trainer.model)  # eval mode, the same weights
     batch = config.data.batch_size
     settings = EmbedSettings(batch_size=batch, workers=workers)
-    rates = {
-        "training loader": best_rate(len(trainer.dataset), lambda: training_epoch(trainer),
-                                     repeat),
-        "evaluate": best_rate(len(paths), lambda: cached_image_embeddings(
-            clip, paths, tmp / f"cache{next(CACHES)}", settings), repeat),
+    runs = {
+        "training loader": (len(trainer.dataset), lambda: training_epoch(trainer)),
+        "evaluate": (len(paths), lambda: cached_image_embeddings(
+            clip, paths, tmp / f"cache{next(CACHES)}", settings)),
     }  # fmt: skip
     if workers == 0:
-        rates["old evaluate"] = best_rate(len(paths), lambda: old_evaluate(clip, paths, batch),
-                                          repeat)
+        runs["old evaluate"] = (len(paths), lambda: old_evaluate(clip, paths, batch))
+    rates = best_rates(runs, repeat)
     reference = rates["training loader"]
     for name, rate in rates.items():
         print(f"workers {workers}, batch {batch}: {name:<16} {rate:7.1f} images/s "
