@@ -5,14 +5,17 @@ import pandas as pd
 import pytest
 from iu_hard_negatives import iu_texts, score_hard_negatives
 
+from clip2clinic.embedded import MINILM_SOURCE
 from clip2clinic.evaluation.cxr_align import (
     build_cxr_align,
     cxr_align_cases,
     load_cxr_align,
     save_cxr_align,
     score_cxr_align,
+    truncation,
 )
 from clip2clinic.io import InputError
+from clip2clinic.model.towers import load_tokenizer
 from clip2clinic.observations import CHEXPERT_CLASSES
 from clip2clinic.reports.labeler import RuleLabeler
 from clip2clinic.reports.negation import negation_phrasings
@@ -52,6 +55,43 @@ def test_task_a_and_b_are_scored_separately_and_a_tie_is_wrong():
     result = score_cxr_align(image, image, other, image, ["Edema"] * 10)
     assert result.metrics["cxr_align_a"].value == 1.0
     assert result.metrics["cxr_align_b"].value == 0.0
+
+
+LONG = ("The heart size is normal. The mediastinal contours are within normal limits. There is "
+        "no focal consolidation. No pneumothorax is seen. The osseous structures are intact. ")
+
+
+def test_a_finding_past_the_token_cut_makes_the_pair_identical_and_a_tie():
+    tokenizer = load_tokenizer(MINILM_SOURCE)
+    finding = "Small left pleural effusion."
+    report = [finding + " " + LONG, LONG + finding, "Small left pleural effusion."]
+    negation = ["No pleural effusion. " + LONG, LONG + "No pleural effusion.",
+                "No pleural effusion."]  # fmt: skip
+    omitted = [LONG, LONG, "No acute process."]
+    cut = truncation(tokenizer, 32, report, negation, omitted)
+    # row 0: the finding leads, within the cut; row 1: it lies past token 32; row 2: short
+    assert cut.cut[:, 0].tolist() == [True, True, False]
+    assert cut.same_negation.tolist() == [False, True, False]
+    assert cut.same_omitted.tolist() == [False, True, False]
+    assert not truncation(tokenizer, 128, report, negation, omitted).same_omitted.any()
+
+    rng = np.random.default_rng(4)
+    image, other = unit(rng, 3), unit(rng, 3)
+    nudged = image + 0.05 * other  # r^r near r, as a rounding or batching change leaves it
+    nudged /= np.linalg.norm(nudged, axis=1, keepdims=True)
+    result = score_cxr_align(image, image, other, nudged, ["Pleural Effusion"] * 3, cut=cut)
+    cases = result.cases
+    assert cases["correct_b"].tolist() == [True, False, True]  # the identical pair ties
+    assert cases["tie_b"].tolist() == [False, True, False]
+    assert cases["tie_a"].tolist() == [False, True, False] and not cases["correct_a"][1]
+    assert result.metrics["cxr_align_b"].value == pytest.approx(2 / 3)
+    assert result.details == {
+        "cases": 3, "images": 3, "tied_images_a": 1, "tied_images_b": 1, "max_length": 32,
+        "cut_cases": {"report": 2, "negation": 2, "omitted": 2},
+        "identical_cases_a": 1, "identical_cases_b": 1,
+    }  # fmt: skip
+    without = score_cxr_align(image, image, other, nudged, ["Pleural Effusion"] * 3)
+    assert without.cases["correct_b"].all() and without.details["tied_images_b"] == 0
 
 
 def test_images_of_one_case_are_averaged_and_the_table_breaks_down_by_observation():

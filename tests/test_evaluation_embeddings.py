@@ -11,11 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from api_fixtures import film, make_checkpoint, write_films
 from PIL import Image
 
 from clip2clinic.api import Clip2Clinic
-from clip2clinic.evaluation.embeddings import cached_image_embeddings, cached_text_embeddings
+from clip2clinic.evaluation.embeddings import (
+    EmbedSettings,
+    cached_image_embeddings,
+    cached_text_embeddings,
+)
+from clip2clinic.io import InputError
 
 TEXTS = ["No pneumothorax.", "Small left pleural effusion.", "Moderate cardiomegaly."]
 
@@ -52,7 +58,7 @@ def cache_files(cache: Path) -> list[Path]:
 
 def test_second_call_reads_the_cache_without_running_the_model(clip, films, tmp_path):
     cache = tmp_path / "cache"
-    embeddings, ok = cached_image_embeddings(clip, films, cache, batch_size=2)
+    embeddings, ok = cached_image_embeddings(clip, films, cache, EmbedSettings(batch_size=2))
     assert clip.calls["image"] == 3 and ok.all()
     np.testing.assert_allclose(embeddings, clip.embed_images(films), atol=1e-6)
     (file,) = cache_files(cache)
@@ -110,7 +116,8 @@ def test_unreadable_images_are_skipped_counted_and_named(clip, films, tmp_path):
     missing = tmp_path / "missing.png"
     paths = [films[0], truncated, films[1], empty, missing, films[2]]
     with pytest.warns(UserWarning) as caught:
-        embeddings, ok = cached_image_embeddings(clip, paths, tmp_path / "cache", batch_size=2)
+        embeddings, ok = cached_image_embeddings(clip, paths, tmp_path / "cache",
+                                                 EmbedSettings(batch_size=2))
     (message,) = [str(w.message) for w in caught if "skipped" in str(w.message)]
     assert message.startswith("3 of 6 images skipped")
     for bad in (truncated, empty, missing):
@@ -140,3 +147,59 @@ def test_fault_corpus_images_never_stop_the_batch(clip, bad_inputs, tmp_path):
     skipped = {p.name for p, good in zip(paths, ok, strict=True) if not good}
     assert skipped == {"truncated.png", "zero_bytes.jpg", "not_an_image.jpg", "truncated.dcm"}
     np.testing.assert_allclose(np.linalg.norm(embeddings[ok], axis=1), 1.0, atol=1e-5)
+
+
+def test_reader_processes_give_the_same_embeddings_and_name_bad_files(clip, films, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    paths = [*films[:2], bad, *films[2:]]
+    with pytest.warns(UserWarning, match=re.escape(str(bad))):
+        embeddings, ok = cached_image_embeddings(clip, paths, tmp_path / "cache",
+                                                 EmbedSettings(batch_size=2, workers=2))
+    assert ok.tolist() == [True, True, False, True, True, True]
+    np.testing.assert_allclose(embeddings[ok], clip.embed_images(films), atol=1e-6)
+
+
+def test_on_cpu_half_precision_falls_back_to_fp32_and_shares_its_cache(clip, films, tmp_path):
+    cache = tmp_path / "cache"
+    fp32, _ = cached_image_embeddings(clip, films, cache)
+    calls = clip.calls["image"]
+    with pytest.warns(UserWarning, match="--precision bf16: embedding on cpu runs in fp32"):
+        again, _ = cached_image_embeddings(clip, films, cache, EmbedSettings(precision="bf16"))
+    assert clip.calls["image"] == calls and np.array_equal(again, fp32)  # read from the cache
+
+
+def test_half_precision_rows_are_unit_float32_near_fp32_and_cached_apart(
+    clip, films, tmp_path, monkeypatch
+):
+    cache = tmp_path / "cache"
+    fp32, _ = cached_image_embeddings(clip, films, cache)
+    monkeypatch.setattr(EmbedSettings, "precision_on", lambda self, device: "bf16")
+    half, ok = cached_image_embeddings(clip, films, cache)  # CPU autocast in bf16
+    texts, _ = cached_text_embeddings(clip, TEXTS, cache)
+    assert half.dtype == np.float32 and ok.all()
+    np.testing.assert_allclose(np.linalg.norm(half, axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(texts, axis=1), 1.0, atol=1e-6)
+    assert not np.array_equal(half, fp32)  # really computed in bf16
+    assert np.min(np.sum(half * fp32, axis=1)) > 0.99  # cosine to the fp32 embedding
+    assert len(cache_files(cache)) == 3  # fp32 images, bf16 images, bf16 texts
+
+
+def test_gpu_precision_choice(monkeypatch):
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert EmbedSettings().precision_on(cuda) == "fp16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert EmbedSettings().precision_on(cuda) == "bf16"
+    assert EmbedSettings(precision="fp32").precision_on(cuda) == "fp32"
+    assert EmbedSettings(precision="fp16").precision_on(cuda) == "fp16"
+    assert EmbedSettings().precision_on(torch.device("cpu")) == "fp32"
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("batch_size", 0, "--batch-size"), ("workers", -1, "--workers"),
+    ("precision", "fp8", "--precision"),
+])  # fmt: skip
+def test_bad_settings_are_named(field, value, message):
+    with pytest.raises(InputError, match=message):
+        EmbedSettings(**{field: value})

@@ -16,10 +16,12 @@ from training_fixtures import tiny_config
 from clip2clinic.cli import main
 from clip2clinic.data.manifest import read_manifest
 from clip2clinic.evaluation import evaluate as evaluate_module
+from clip2clinic.evaluation.cxr_align import build_cxr_align, save_cxr_align
 from clip2clinic.evaluation.evaluate import Options, parse_tasks
 from clip2clinic.evaluation.protocol import get_protocol
 from clip2clinic.evaluation.sources import parse_data
 from clip2clinic.io import InputError
+from clip2clinic.model import ClinicCLIP
 from clip2clinic.training.trainer import train
 
 CONTRACT = ("cxr_align_a", "cxr_align_b", "zeroshot_mean_auc", "retrieval_top5",
@@ -59,6 +61,10 @@ def test_every_manifest_task_writes_metrics_with_intervals(tiny_run, tiny_prepar
         assert not pd.read_csv(out / f"{task}_phantom.csv").empty, task
     built = json.loads((out / "cxr_align_phantom.json").read_text())["phantom"]
     assert record["metrics"]["cxr_align_a"]["n"] == len(built)
+    details = record["tasks"]["cxr_align_phantom"]["details"]
+    assert details["entries_in_file"] == details["entries_scored"] == len(built)
+    assert details["dropped_ids"] == [] and details["max_length"] > 0
+    assert details["cases"] == len(built) and details["images"] >= len(built)
     assert set(pd.read_csv(out / "roc.csv")["task"]) == {"zeroshot_phantom"}
     assert "cxr_align_a" in capsys.readouterr().out
     check_per_case_results(out, record, read_manifest(tiny_prepared_phantom, split="test"))
@@ -73,12 +79,12 @@ CASE_COLUMNS = {
     "adversarial": ["kind", "positive", "adversarial", "true_right", "adversarial_right", "right"],
     "normal_detection": ["rank", "tied", "correct", "candidates"],
     "zeroshot": ["class", "label", "score"],
+    "probes": ["setting", "class", "seed", "label", "score"],
 }  # fmt: skip
 
 
 def check_per_case_results(out, record, test):
-    """Every task but the probes writes its cases with their ids, and they add up to the
-    metrics."""
+    """Every task writes its cases with their ids, and they add up to the metrics."""
     metrics = record["metrics"]
     for task, columns in CASE_COLUMNS.items():
         assert record["tasks"][f"{task}_phantom"]["cases"] == f"{task}_phantom_cases.parquet"
@@ -88,7 +94,6 @@ def check_per_case_results(out, record, test):
         rows = test.set_index(test["image_id"].astype(str)).loc[cases["image_id"]]
         assert list(rows["subject_id"].astype(str)) == list(cases["patient_id"]), task
         assert list(rows["study_id"].astype(str)) == list(cases["study_id"]), task
-    assert "cases" not in record["tasks"]["probes_phantom"]
     align = pd.read_parquet(out / "cxr_align_phantom_cases.parquet")
     assert list(align["correct_a"]) == list(align["sim_report"] > align["sim_negation"])
     per_case = align.groupby("case_id")[["correct_a", "correct_b"]].mean()
@@ -105,6 +110,9 @@ def check_per_case_results(out, record, test):
     assert trials["correct"].mean() == pytest.approx(metrics["normal_detection_acc"]["value"])
     scores = pd.read_parquet(out / "zeroshot_phantom_cases.parquet")
     assert len(scores) == len(test) * 13 and scores["score"].between(0, 1).all()
+    probes = pd.read_parquet(out / "probes_phantom_cases.parquet")
+    assert set(probes["setting"]) == {"ft10", "ft100"}
+    assert len(probes) == len(test) * 13 * 4  # FT10 x 3 seeds, FT100 once
 
 
 def test_a_second_run_reads_the_embedding_cache(tiny_run, tiny_prepared_phantom, tmp_path,
@@ -115,7 +123,7 @@ def test_a_second_run_reads_the_embedding_cache(tiny_run, tiny_prepared_phantom,
     def fail(*args, **kwargs):
         raise AssertionError("the model ran although its embeddings are cached")
 
-    monkeypatch.setattr(evaluate_module.Clip2Clinic, "embed_images", fail)
+    monkeypatch.setattr(ClinicCLIP, "encode_image", fail)
     monkeypatch.setattr(evaluate_module.Clip2Clinic, "embed_texts", fail)
     again = evaluate_module.evaluate(tiny_run, data, ["retrieval"], out=tmp_path, progress=False)
     assert again["metrics"] == first["metrics"]
@@ -150,6 +158,10 @@ def test_reader_datasets_zero_shot_and_5x200(tiny_run, tmp_path):
     assert list(five["correct"]) == list(five["class"] == five["predicted"])
     ab = pd.read_parquet(tmp_path / "e" / "zeroshot_rsna_ab_cases.parquet")
     assert (ab["label"].notna().sum()) == rsna_ab["n"].item()  # normal images: label NaN
+    probes = pd.read_parquet(tmp_path / "e" / "probes_rsna_cases.parquet")  # the test images
+    assert list(probes.columns[:3]) == IDS
+    assert set(probes["image_id"]) == set(pd.read_parquet(
+        tmp_path / "e" / "zeroshot_rsna_cases.parquet")["image_id"])  # fmt: skip
 
 
 def write_detailed_classes(root):
@@ -368,3 +380,40 @@ def test_retrieval_labels_from_chexbert(tiny_run, tiny_prepared_phantom, tmp_pat
     assert record["metrics"]["retrieval_f1"]["value"] == pytest.approx(f1.mean())
     assert main(["evaluate", "--checkpoint", str(tiny_run), "--data",
                  f"phantom={tiny_prepared_phantom}", "--labeler", "chexbert"]) == 2
+
+
+def test_embedding_options_reach_the_loader_and_keep_the_numbers(tiny_run, tiny_prepared_phantom,
+                                                                 tmp_path, capsys):  # fmt: skip
+    common = ["evaluate", "--checkpoint", str(tiny_run), "--data",
+              f"phantom={tiny_prepared_phantom}", "--tasks", "retrieval", "--quiet"]  # fmt: skip
+    assert main([*common, "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--out", str(tmp_path / "b"), "--workers", "2", "--batch-size", "3",
+                 "--precision", "fp32"]) == 0  # fmt: skip
+    first, second = (json.loads((tmp_path / x / "metrics.json").read_text()) for x in "ab")
+    for name, metric in first["metrics"].items():
+        assert second["metrics"][name] == pytest.approx(metric, abs=1e-6), name
+    capsys.readouterr()
+    assert main([*common, "--out", str(tmp_path / "c"), "--precision", "fp8"]) == 2
+    assert "--precision: 'fp8'" in capsys.readouterr().err
+
+
+def test_a_released_style_cxr_align_file_counts_scored_and_dropped_entries(
+    tiny_run, tiny_prepared_phantom, tmp_path
+):
+    test = read_manifest(tiny_prepared_phantom, split="test")
+    benchmark = build_cxr_align(test, "mimic")
+    kept = next(iter(benchmark["mimic"].values()))
+    benchmark["mimic"]["not-here"] = {**kept, "image_ids": ["nope"], "image_paths": ["x.jpg"]}
+    benchmark["mimic"]["dicom-1"] = {k: kept[k] for k in ("chosen", "report", "negation",
+                                                         "omitted")}  # fmt: skip
+    save_cxr_align(benchmark, tmp_path / "released.json")
+    data = parse_data([f"phantom={tiny_prepared_phantom}", f"phantom={tmp_path / 'released.json'}"])
+    record = evaluate_module.evaluate(tiny_run, data, ["cxr_align"], out=tmp_path / "e",
+                                      progress=False)  # fmt: skip
+    details = json.loads((tmp_path / "e" / "metrics.json").read_text())["tasks"][
+        "cxr_align_phantom"]["details"]  # fmt: skip
+    assert details["file"] == str(tmp_path / "released.json")
+    assert details["entries_in_file"] == len(benchmark["mimic"])
+    assert details["entries_scored"] == len(benchmark["mimic"]) - 2
+    assert details["dropped_ids"] == ["mimic/dicom-1", "mimic/not-here"]
+    assert record["metrics"]["cxr_align_a"]["n"] == details["entries_scored"]

@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
 from clip2clinic.evaluation.probes import (
@@ -152,3 +153,24 @@ def test_patients_shared_between_splits_raise():
     leaky = ProbeSplit(test.embeddings, test.labels, train.groups[: len(test.labels)])
     with pytest.raises(ValueError, match="patients are in both the train and test split"):
         linear_probe(train, validate, leaky, CLASSES, "x")
+
+
+def test_per_case_predictions_reproduce_the_table_aucs():
+    train, validate, test = splits(1.0)
+    labels = test.labels.copy()
+    labels[:5, 1] = np.nan  # left out for class 1 only
+    test = ProbeSplit(test.embeddings, labels, test.groups)
+    result = linear_probe(train, validate, test, CLASSES, "siim", n_boot=FAST)
+    cases = result.cases
+    assert list(cases.columns) == ["image", "setting", "class", "seed", "label", "score"]
+    assert len(cases) == 300 * 2 * (3 + 1)  # FT10: 3 seeds; FT100: one fit
+    assert set(cases.loc[cases["setting"] == "ft100", "seed"]) == {0}
+    row = cases[(cases["image"] == 7) & (cases["class"] == "Pneumothorax")]
+    assert (row["label"] == labels[7, 1]).all() and len(row) == 4
+    assert cases[(cases["image"] < 5) & (cases["class"] == "Pneumothorax")]["label"].isna().all()
+    per_seed = result.table[result.table["seed"] != "mean"]
+    for _, expected in per_seed.iterrows():
+        mine = cases[(cases["setting"] == expected["setting"])
+                     & (cases["class"] == expected["class"]) & (cases["seed"] == expected["seed"])
+                     & cases["label"].isin([0, 1])]  # fmt: skip
+        assert roc_auc_score(mine["label"], mine["score"]) == pytest.approx(expected["test_auc"])

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from clip2clinic.data.transforms import EvalTransform
 from clip2clinic.embedded import is_hub_id
 from clip2clinic.inference import ImageEngine, ImageInput, TextEngine
 from clip2clinic.inference.batching import as_list
@@ -114,6 +115,11 @@ class Clip2Clinic:
     def image_size(self) -> int:
         """The side of the square images are resized and cropped to."""
         return self.images.image_size
+
+    @property
+    def transform(self) -> EvalTransform:
+        """The image preprocessing: a grey image in, the model's normalised pixels out."""
+        return self.images.transform
 
     @property
     def temperature(self) -> float:

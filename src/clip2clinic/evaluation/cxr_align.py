@@ -17,6 +17,12 @@ The file is JSON in the layout of the released PhysioNet CXR-Align benchmark::
 Our ids are study ids and list the study's images; the official file's ids are image
 (DICOM) ids and may carry no image fields, in which case the id is the image id. Both load
 with :func:`load_cxr_align` and flatten with :func:`cxr_align_cases`.
+
+What the text tower sees. Reports longer than its ``max_length`` tokens are cut; when the
+negated or removed finding lies past the cut, r^n or r^r reach the model identical to r
+(:func:`truncation`), and the pair is a tie by construction. Such pairs are scored as ties
+(wrong), and every tie and cut is counted in metrics.json with the number of entries in the
+file, the number scored and the ids of those dropped (no image in the scored split).
 """
 
 from __future__ import annotations
@@ -26,8 +32,9 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -36,6 +43,7 @@ from clip2clinic.evaluation.ranking import embedding_matrix
 from clip2clinic.evaluation.results import Estimate, TaskResult, proportion_estimate
 from clip2clinic.evaluation.tasks import Scored, Task, with_ids
 from clip2clinic.io import InputError, as_text, write_text_atomic
+from clip2clinic.model.towers import load_tokenizer
 from clip2clinic.observations import CHEXPERT_CLASSES
 from clip2clinic.reports.labeler import RuleLabeler
 from clip2clinic.reports.negation import make_hard_negative
@@ -175,10 +183,36 @@ def cxr_align_cases(obj: Mapping[str, Mapping[str, Mapping]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(CASE_COLUMNS))
 
 
+@dataclass(frozen=True)
+class Truncation:
+    """What a text tower of ``max_length`` tokens sees of each row's r, r^n and r^r: which
+    texts it cuts (``cut``: rows x 3, in that order) and where r^n or r^r reach it identical to
+    r (``same_negation``, ``same_omitted``: the difference lies past the cut)."""
+
+    max_length: int
+    cut: np.ndarray
+    same_negation: np.ndarray
+    same_omitted: np.ndarray
+
+
+def truncation(tokenizer: Any, max_length: int, report: Sequence[str], negation: Sequence[str],
+               omitted: Sequence[str]) -> Truncation:
+    """:class:`Truncation` of the rows' texts under a Hugging Face ``tokenizer`` that cuts at
+    ``max_length`` tokens (special tokens included), as the text towers do."""
+    texts = [list(report), list(negation), list(omitted)]
+    full = [tokenizer(t, truncation=False, verbose=False)["input_ids"] for t in texts]
+    seen = [tokenizer(t, truncation=True, max_length=max_length)["input_ids"] for t in texts]
+    cut = np.array([[len(ids) > max_length for ids in kind] for kind in full]).T.reshape(-1, 3)
+    same = [np.array([a == b for a, b in zip(seen[0], other, strict=True)], dtype=bool)
+            for other in seen[1:]]  # fmt: skip
+    return Truncation(max_length, cut, *same)
+
+
 def score_cxr_align(image_emb: np.ndarray, report_emb: np.ndarray, negation_emb: np.ndarray,
                     omitted_emb: np.ndarray, chosen: Sequence[str],
                     case_ids: Sequence[str] | None = None, seed: int = 0,
-                    patient_ids: Sequence[str] | None = None) -> TaskResult:
+                    patient_ids: Sequence[str] | None = None,
+                    cut: Truncation | None = None) -> TaskResult:
     """Task A (``cxr_align_a``): share of cases with sim(I, r) > sim(I, r^n); Task B
     (``cxr_align_b``): share with sim(I, r) > sim(I, r^r). A tie counts as wrong.
 
@@ -195,7 +229,13 @@ def score_cxr_align(image_emb: np.ndarray, report_emb: np.ndarray, negation_emb:
     The table has one row per chosen observation and an ``all`` row: cases ``n``, ``images``
     and both tasks with their 95% intervals. The per-case results have one row per image:
     its ``case_id``, ``chosen``, sim(I, r), sim(I, r^n), sim(I, r^r) (``sim_report``,
-    ``sim_negation``, ``sim_omitted``) and whether Task A and Task B are right.
+    ``sim_negation``, ``sim_omitted``), whether Task A and Task B are right and whether they
+    tie (``tie_a``, ``tie_b``).
+
+    ``cut`` (:func:`truncation`): r^n or r^r that reach the model identical to r tie whatever
+    their embeddings (which batching may move by rounding); with it the per-case results add
+    ``report_cut`` and ``details`` counts the cut reports and the identical pairs. ``details``
+    always counts the cases, images and ties.
     """
     image = embedding_matrix("image_emb", image_emb)
     texts = [embedding_matrix(name, emb, image.shape[1]) for name, emb in
@@ -209,13 +249,19 @@ def score_cxr_align(image_emb: np.ndarray, report_emb: np.ndarray, negation_emb:
     if lengths != {n}:
         raise ValueError(f"score_cxr_align: {n} images but text/chosen/case rows of "
                          f"lengths {sorted(lengths)}")
+    if cut is not None and len(cut.cut) != n:
+        raise ValueError(f"score_cxr_align: {n} images but truncation of {len(cut.cut)} rows")
     report, negation, omitted = (np.einsum("ij,ij->i", image, t) for t in texts)
+    tie_a, tie_b = report == negation, report == omitted
+    if cut is not None:
+        tie_a, tie_b = tie_a | cut.same_negation, tie_b | cut.same_omitted
+    right_a, right_b = (report > negation) & ~tie_a, (report > omitted) & ~tie_b
     per_image = pd.DataFrame({
         "case": list(case_ids) if case_ids is not None else np.arange(n),
         "chosen": [as_text(c) for c in chosen],
         "patient": list(patient_ids) if patient_ids is not None else np.arange(n),
-        "a": (report > negation).astype(float),
-        "b": (report > omitted).astype(float),
+        "a": right_a.astype(float),
+        "b": right_b.astype(float),
     })
     if (per_image.groupby("case")["chosen"].nunique() > 1).any():
         raise ValueError("score_cxr_align: rows of one case name different chosen observations")
@@ -232,9 +278,25 @@ def score_cxr_align(image_emb: np.ndarray, report_emb: np.ndarray, negation_emb:
     per_case = pd.DataFrame({
         "image": np.arange(n), "case_id": [str(c) for c in per_image["case"]],
         "chosen": per_image["chosen"], "sim_report": report, "sim_negation": negation,
-        "sim_omitted": omitted, "correct_a": report > negation, "correct_b": report > omitted,
+        "sim_omitted": omitted, "correct_a": right_a, "correct_b": right_b,
+        "tie_a": tie_a, "tie_b": tie_b,
     })  # fmt: skip
-    return TaskResult(metrics, table, per_case)
+    details = {"cases": len(cases), "images": n, "tied_images_a": int(tie_a.sum()),
+               "tied_images_b": int(tie_b.sum())}  # fmt: skip
+    if cut is not None:
+        per_case["report_cut"] = cut.cut[:, 0]
+        flags = pd.DataFrame({
+            "case": per_case["case_id"], "report": cut.cut[:, 0], "negation": cut.cut[:, 1],
+            "omitted": cut.cut[:, 2], "a": cut.same_negation, "b": cut.same_omitted,
+        }).groupby("case", sort=False).first()  # fmt: skip
+        details |= {
+            "max_length": cut.max_length,
+            "cut_cases": {kind: int(flags[kind].sum()) for kind in ("report", "negation",
+                                                                    "omitted")},
+            "identical_cases_a": int(flags["a"].sum()),
+            "identical_cases_b": int(flags["b"].sum()),
+        }  # fmt: skip
+    return TaskResult(metrics, table, per_case, details)
 
 
 def _table_row(name: str, cases: pd.DataFrame) -> dict[str, object]:
@@ -253,27 +315,37 @@ def run_cxr_align(corpus: Corpus, context: Context) -> Iterator[Scored]:
     """CXR-Align on a manifest's scored split: the given CXR-Align file
     (:meth:`~clip2clinic.evaluation.sources.DataSources.cxr_align_file`), else one built from
     the split and saved as ``cxr_align_<name>.json`` in the output folder. Images the split
-    lacks are left out with a warning."""
+    lacks are left out with a warning; ``details`` counts the file's entries, those scored and
+    names those dropped, and the ties and cuts of the model's text tower (:func:`truncation`)."""
     file = context.data.cxr_align_file(corpus.name)
     if file is not None:
         benchmark = load_cxr_align(file)
     else:
         benchmark = build_cxr_align(corpus.frame, corpus.name, seed=context.seed)
-        save_cxr_align(benchmark, context.out / f"cxr_align_{corpus.name}.json")
+        file = context.out / f"cxr_align_{corpus.name}.json"
+        save_cxr_align(benchmark, file)
     cases = cxr_align_cases(benchmark)
     row_of = {image_id: i for i, image_id in enumerate(corpus.frame["image_id"])}
     found = cases["image_id"].map(row_of)
     if found.isna().any():
         log.warning("CXR-Align %s: %d of %d images not in the manifest's test split; left out",
                     corpus.name, int(found.isna().sum()), len(cases))
+    entry = cases["dataset"] + "/" + cases["id"]
+    scored = set(entry[found.notna()])
     cases, rows = cases[found.notna()], found.dropna().astype(int).to_numpy()
+    texts = [list(cases[kind]) for kind in ("report", "negation", "omitted")]
+    text = context.embed.model.model.config.text
     embed = context.embed
     result = score_cxr_align(
-        corpus.images[rows], embed(list(cases["report"])), embed(list(cases["negation"])),
-        embed(list(cases["omitted"])), list(cases["chosen"]),
-        case_ids=[f"{d}/{i}" for d, i in zip(cases["dataset"], cases["id"], strict=True)],
-        seed=context.seed, patient_ids=corpus.patients[rows],
+        corpus.images[rows], *(embed(t) for t in texts), list(cases["chosen"]),
+        case_ids=list(entry[found.notna()]), seed=context.seed,
+        patient_ids=corpus.patients[rows],
+        cut=truncation(load_tokenizer(text.source), text.max_length, *texts),
     )  # fmt: skip
+    dropped = sorted(set(entry) - scored)
+    result.details |= {"file": str(file), "entries_in_file": len(set(entry)),
+                       "entries_scored": len(scored), "entries_dropped": len(dropped),
+                       "dropped_ids": dropped}  # fmt: skip
     yield Scored(corpus.name, with_ids(result, corpus.ids.iloc[rows]))
 
 

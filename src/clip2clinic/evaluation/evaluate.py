@@ -50,6 +50,7 @@ from clip2clinic.evaluation import (
     retrieval,
     zeroshot,
 )
+from clip2clinic.evaluation.embeddings import EmbedSettings
 from clip2clinic.evaluation.protocol import PROTOCOLS, Protocol
 from clip2clinic.evaluation.results import (
     N_BOOTSTRAP,
@@ -137,10 +138,11 @@ class Evaluation:
     outcomes; see :func:`evaluate`."""
 
     def __init__(self, model: Clip2Clinic, data: DataSources, out: Path, options: Options,
-                 progress: bool, cache_dir: Path):  # fmt: skip
+                 progress: bool, cache_dir: Path,
+                 embedding: EmbedSettings | None = None):  # fmt: skip
         self.model, self.data, self.out, self.options = model, data, out, options
         self.split = options.split
-        self.embed = Embedder(model, cache_dir, progress)
+        self.embed = Embedder(model, cache_dir, progress, embedding)
         settings = {f.name: getattr(options, f.name) for f in fields(options)}
         self.context = Context(self.embed, data, out, model.temperature, **settings)
         self.outcomes: list[Outcome] = []
@@ -244,6 +246,7 @@ def evaluate(
     progress: bool = True,
     cache_dir: str | os.PathLike | None = None,
     allow_partial: bool = False,
+    embedding: EmbedSettings | None = None,
 ) -> dict[str, Any]:
     """Run ``tasks`` of ``checkpoint`` (a run dir or checkpoint folder) on ``data``; write
     ``metrics.json``, the tasks' CSVs and ``roc.csv`` into ``out`` (default
@@ -251,8 +254,10 @@ def evaluate(
 
     ``options.split`` is the manifests' split the tasks score ("validate" for choosing
     settings, so the test split stays unseen; probes then do not run). ``allow_partial``: see
-    :func:`run_identity`. When tasks fail, the others' outputs are still written (``failed`` in
-    metrics.json) and :class:`EvaluationIncomplete` is raised."""
+    :func:`run_identity`. ``embedding``: batch size, reader processes and precision of the
+    embedding (:class:`~clip2clinic.evaluation.embeddings.EmbedSettings`). When tasks fail, the
+    others' outputs are still written (``failed`` in metrics.json) and
+    :class:`EvaluationIncomplete` is raised."""
     options = options or Options()
     checkpoint = Path(checkpoint)
     identity = run_identity(checkpoint, allow_partial)
@@ -261,7 +266,7 @@ def evaluate(
     model = Clip2Clinic.from_pretrained(identity["checkpoint"], device=device,
                                         image_size=identity.pop("image_size"))
     cache = Path(cache_dir) if cache_dir is not None else target.embeddings
-    evaluation = Evaluation(model, data, target.path, options, progress, cache)
+    evaluation = Evaluation(model, data, target.path, options, progress, cache, embedding)
     selected = [task for task in REGISTRY if task.name in tasks]
     for name, manifest in data.manifests.items():
         evaluation.run_manifest(name, manifest, selected)
@@ -297,6 +302,8 @@ def write_outputs(evaluation: Evaluation, identity: dict, out: EvaluationDir,
         }  # fmt: skip
         if outcome.notes:
             record["tasks"][name]["protocol"] = outcome.notes
+        if outcome.result.details:
+            record["tasks"][name]["details"] = outcome.result.details
         if outcome.result.cases is not None:
             with atomic_path(out.path / out.cases_file(name)) as tmp:
                 outcome.result.cases.to_parquet(tmp, index=False)

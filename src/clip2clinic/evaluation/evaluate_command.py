@@ -52,6 +52,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--n-boot", type=int, default=1000,
                         help="bootstrap resamples of each interval")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="images per forward pass when embedding")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="image reader processes of the embedding DataLoader")
+    parser.add_argument("--precision", default="auto",
+                        help="embedding precision: auto (bf16 on a GPU that supports it, else "
+                        "fp16), fp32, bf16 or fp16; always fp32 on CPU")
     parser.add_argument("--allow-partial", action="store_true",
                         help="score the newest step checkpoint of a run that did not finish")
     parser.set_defaults(func=run)
@@ -60,6 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from clip2clinic.evaluation.embeddings import EmbedSettings
     from clip2clinic.evaluation.evaluate import (
         EvaluationIncomplete,
         Options,
@@ -81,7 +89,9 @@ def run(args: argparse.Namespace) -> int:
         record = evaluate(args.checkpoint, parse_data(args.data), parse_tasks(args.tasks),
                           out=args.out, options=options, device=args.device,
                           progress=args.progress, cache_dir=args.cache,
-                          allow_partial=args.allow_partial)  # fmt: skip
+                          allow_partial=args.allow_partial,
+                          embedding=EmbedSettings(args.batch_size, args.workers,
+                                                  args.precision))  # fmt: skip
     except EvaluationIncomplete as exc:
         record, failure = exc.record, exc
     width = max(map(len, record["metrics"]), default=0)

@@ -32,6 +32,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from clip2clinic.evaluation.classwise import (
+    CLASS_AUC,
     auc_strata,
     class_aucs,
     finite_image_rows,
@@ -41,7 +42,7 @@ from clip2clinic.evaluation.classwise import (
     rank_auc,
 )
 from clip2clinic.evaluation.results import N_BOOTSTRAP, TaskResult, bootstrap
-from clip2clinic.evaluation.tasks import Scored, Task
+from clip2clinic.evaluation.tasks import Scored, Task, with_ids
 from clip2clinic.observations import FINDINGS
 from clip2clinic.vocabulary import SPLITS
 
@@ -139,6 +140,8 @@ def linear_probe(
     Metrics ``probe_ft<pct>_mean_auc``. The table has one row per setting, class and
     seed (chosen C, validation and test AUC, training counts, status) and one per setting and
     class with ``seed`` = "mean" (the seed-averaged test AUC, its interval and the seeds' sd).
+    The per-case results have one row per test image, setting, class and seed: its ``label``
+    and the probe's ``score`` (its decision function; NaN where the class was skipped).
     Patients shared by the training and test (or validation) split raise ValueError.
     """
     n_classes = len(class_names)
@@ -148,7 +151,7 @@ def linear_probe(
     _check_disjoint(train, validate, "validate")
     _check_disjoint(train, test, "test")
 
-    metrics, rows = {}, []
+    metrics, rows, cases = {}, [], []
     for fraction in fractions:
         setting = f"ft{round(fraction * 100)}"
         runs = seeds[:1] if fraction >= 1 else seeds
@@ -171,10 +174,26 @@ def linear_probe(
                     {"dataset": dataset, "setting": setting, "class": name, "seed": run_seed, **row}
                 )
         rows += _mean_rows(dataset, setting, class_names, test, scores, seed, n_boot)
+        cases.append(_case_rows(setting, class_names, runs, test.labels, scores))
         metrics[f"probe_{setting}_mean_auc"] = mean_auc_estimate(
             test.labels, scores, seed, n_boot, test.groups
         )
-    return TaskResult(metrics, pd.DataFrame(rows))
+    return TaskResult(metrics, pd.DataFrame(rows), pd.concat(cases, ignore_index=True))
+
+
+def _case_rows(setting: str, class_names: Sequence[str], seeds: Sequence[int],
+               labels: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
+    """One row per test image, class and seed: the ``label`` (NaN: left out) and the probe's
+    decision ``score`` (NaN: the class was skipped for that seed)."""
+    n, n_classes, n_seeds = scores.shape
+    return pd.DataFrame({
+        "image": np.repeat(np.arange(n), n_classes * n_seeds),
+        "setting": setting,
+        "class": np.tile(np.repeat(np.asarray(class_names, dtype=object), n_seeds), n),
+        "seed": np.tile(np.asarray(seeds, dtype=np.int64), n * n_classes),
+        "label": np.repeat(labels.ravel(), n_seeds),
+        "score": scores.ravel(),
+    })  # fmt: skip
 
 
 def _check_disjoint(train: ProbeSplit, other: ProbeSplit, name: str) -> None:
@@ -262,7 +281,7 @@ def _mean_rows(
     for c, name in enumerate(class_names):
         column = test.labels[:, [c]]
         estimate = bootstrap(
-            lambda y, s: class_aucs(y, s)[0], [column, scores[:, [c], :]], n_boot, seed,
+            CLASS_AUC, [column, scores[:, [c], :]], n_boot, seed,
             groups=test.groups, strata=auc_strata(column, test.groups),
         )  # fmt: skip
         per_seed = [class_aucs(column, scores[:, [c], s])[0] for s in range(scores.shape[2])]
@@ -292,13 +311,15 @@ def _mean_rows(
 
 
 def run_probes(splits: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
-               classes: Sequence[str], name: str, context: Context) -> Scored:
+               classes: Sequence[str], name: str, context: Context,
+               test_ids: pd.DataFrame) -> Scored:  # fmt: skip
     """:func:`linear_probe` on ``splits`` (split -> embeddings, labels, patient ids) with the
-    run's subset seeds, grid of C, seed and bootstrap resamples."""
+    run's subset seeds, grid of C, seed and bootstrap resamples; ``test_ids``: the test
+    images' ids for the per-case results."""
     train, validate, test = (ProbeSplit(*splits[s]) for s in SPLITS)
-    return Scored(name, linear_probe(train, validate, test, classes, name,
-                                     seeds=context.probe_seeds, c_grid=context.probe_c_grid,
-                                     seed=context.seed, n_boot=context.n_boot))  # fmt: skip
+    result = linear_probe(train, validate, test, classes, name, seeds=context.probe_seeds,
+                          c_grid=context.probe_c_grid, seed=context.seed, n_boot=context.n_boot)
+    return Scored(name, with_ids(result, test_ids))
 
 
 def run_probes_corpus(corpus: Corpus, context: Context) -> Iterator[Scored]:
@@ -312,7 +333,7 @@ def run_probes_corpus(corpus: Corpus, context: Context) -> Iterator[Scored]:
     for split in ("train", "validate"):
         other = context.corpus(corpus.name, split)
         splits[split] = (other.images, other.findings, other.frame["subject_id"])
-    yield run_probes(splits, FINDINGS, corpus.name, context)
+    yield run_probes(splits, FINDINGS, corpus.name, context, corpus.ids)
 
 
 def run_probes_dataset(data: ReaderData, context: Context) -> Iterator[Scored]:
@@ -330,7 +351,7 @@ def run_probes_dataset(data: ReaderData, context: Context) -> Iterator[Scored]:
     for labels, classes, name in tasks:
         splits = {s: (data.images[split == s], labels[split == s], patients[split == s])
                   for s in SPLITS}  # fmt: skip
-        scored = run_probes(splits, classes, name, context)
+        scored = run_probes(splits, classes, name, context, data.ids[split == "test"])
         yield scored._replace(notes=data.notes or None)
 
 

@@ -32,7 +32,11 @@ from clip2clinic.data.datasets import READERS, open_dataset
 from clip2clinic.data.datasets.rsna import rsna_ab_labels
 from clip2clinic.data.manifest import label_matrix, read_manifest
 from clip2clinic.evaluation.classwise import blank_as_negative
-from clip2clinic.evaluation.embeddings import cached_image_embeddings, cached_text_embeddings
+from clip2clinic.evaluation.embeddings import (
+    EmbedSettings,
+    cached_image_embeddings,
+    cached_text_embeddings,
+)
 from clip2clinic.evaluation.protocol import PROTOCOLS, Protocol
 from clip2clinic.evaluation.results import dataset_key
 from clip2clinic.evaluation.tasks import ID_COLUMNS
@@ -141,16 +145,19 @@ class Embedder:
     """The model's image and text embeddings, cached on disk per checkpoint and input list;
     callable on texts (the ``embed_texts`` of the task functions)."""
 
-    def __init__(self, model: Clip2Clinic, cache_dir: Path, progress: bool):
+    def __init__(self, model: Clip2Clinic, cache_dir: Path, progress: bool,
+                 settings: EmbedSettings | None = None):  # fmt: skip
         self.model, self.cache_dir, self.progress = model, cache_dir, progress
+        self.settings = settings or EmbedSettings()
 
     def images(self, paths: Sequence[str | os.PathLike]) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings and the ``ok`` mask (unreadable files are skipped and counted)."""
-        return cached_image_embeddings(self.model, paths, self.cache_dir, progress=self.progress)
+        return cached_image_embeddings(self.model, paths, self.cache_dir, self.settings,
+                                       progress=self.progress)  # fmt: skip
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         unique = list(dict.fromkeys(texts))
-        embeddings, _ = cached_text_embeddings(self.model, unique, self.cache_dir)
+        embeddings, _ = cached_text_embeddings(self.model, unique, self.cache_dir, self.settings)
         row = {text: i for i, text in enumerate(unique)}
         return embeddings[[row[t] for t in texts]]
 

@@ -36,12 +36,13 @@ from sklearn.metrics import roc_curve
 from clip2clinic.data.datasets.rsna import RSNA_AB_CLASSES as RSNA_AB_CLASSES
 from clip2clinic.data.datasets.rsna import rsna_ab_labels as rsna_ab_labels
 from clip2clinic.evaluation.classwise import (
+    CLASS_AUC,
+    MEAN_CLASS_ACCURACY,
     auc_strata,
     finite_image_rows,
     known,
     label_matrix,
     mean_auc_estimate,
-    rank_auc,
     warn_undefined,
 )
 from clip2clinic.evaluation.results import (
@@ -243,8 +244,8 @@ def zero_shot_binary(
         else:
             row["status"] = warn_undefined(f"{dataset} {name}", labels[:, c])
         mine = patients[usable]
-        auc = bootstrap(_auc, [labels[usable, c] == 1, scores[usable, c]], n_boot, seed,
-                        groups=mine, strata=auc_strata(labels[usable, c], mine))
+        auc = bootstrap(CLASS_AUC, [labels[usable, c:c + 1], scores[usable, c:c + 1]], n_boot,
+                        seed, groups=mine, strata=auc_strata(labels[usable, c], mine))
         acc = proportion_estimate(correct[usable, c], mine)
         row |= _columns("auc", auc) | _columns("acc", acc)
         rows.append(row)
@@ -260,25 +261,12 @@ def zero_shot_binary(
     return TaskResult(metrics, pd.DataFrame(rows), cases)
 
 
-def _auc(y_true: np.ndarray, scores: np.ndarray) -> float:
-    """AUC of one class's labelled cases (NaN when the scores are: a class without prompts)."""
-    return math.nan if np.isnan(scores).any() else rank_auc(y_true, scores)
-
-
 def _mean_accuracy_estimate(correct: np.ndarray, seed: int, n_boot: int,
                             groups: np.ndarray | None) -> Estimate:  # fmt: skip
     """Mean over classes (with judged cases) of the per-class accuracy; NaN = not judged."""
-    estimate = bootstrap(_mean_of_class_means, [correct], n_boot, seed, groups=groups)
+    estimate = bootstrap(MEAN_CLASS_ACCURACY, [correct], n_boot, seed, groups=groups)
     n = int((~np.isnan(correct)).any(axis=1).sum())
     return Estimate(estimate.value, estimate.low, estimate.high, n)
-
-
-def _mean_of_class_means(outcomes: np.ndarray) -> float:
-    counted = ~np.isnan(outcomes)
-    judged = counted.any(axis=0)
-    if not judged.any():
-        return math.nan
-    return float(np.mean(np.nansum(outcomes[:, judged], axis=0) / counted[:, judged].sum(axis=0)))
 
 
 def _columns(prefix: str, estimate: Estimate) -> dict[str, float]:
