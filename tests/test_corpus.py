@@ -5,9 +5,12 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pyarrow.parquet as pq
+import pytest
 from safetensors import safe_open
 
 from clip2clinic.data.corpus import PreparedCorpus
+from clip2clinic.io import InputError
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "clip2clinic"
 
@@ -42,3 +45,21 @@ def test_training_and_evaluation_do_not_import_prepare():
                     "clip2clinic.data.prepare"):
                 found.append(f"{path.relative_to(SRC)}: {node.module}")
     assert not found, found
+
+
+def test_a_version_1_manifest_reads_with_the_patient_column_renamed(tiny_prepared_phantom,
+                                                                    tmp_path):
+    """Version 1 named the patient column subject_id; it still reads, as patient_id."""
+    table = pq.read_table(tiny_prepared_phantom)
+    names = ["subject_id" if n == "patient_id" else n for n in table.column_names]
+    old = table.rename_columns(names).replace_schema_metadata(
+        {b"clip2clinic_manifest_version": b"1"})
+    pq.write_table(old, tmp_path / "v1.parquet")
+    corpus = PreparedCorpus(tmp_path / "v1.parquet")
+    expected = PreparedCorpus(tiny_prepared_phantom).read(split="test")
+    assert corpus.read(split="test")["patient_id"].tolist() == expected["patient_id"].tolist()
+    assert "patient_id" in corpus.read(columns=["patient_id"]).columns
+    pq.write_table(old.replace_schema_metadata({b"clip2clinic_manifest_version": b"9"}),
+                   tmp_path / "v9.parquet")
+    with pytest.raises(InputError, match="manifest version 9, this clip2clinic reads 1, 2"):
+        PreparedCorpus(tmp_path / "v9.parquet").read()

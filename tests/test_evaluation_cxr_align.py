@@ -145,7 +145,7 @@ def manifest_frame(labeler: RuleLabeler) -> pd.DataFrame:
         ("p3", "s3", "i4", ONLY_FINDING),
         ("p4", "s4", "i5", DEVICES),
     ]
-    frame = pd.DataFrame(rows, columns=["subject_id", "study_id", "image_id", "report"])
+    frame = pd.DataFrame(rows, columns=["patient_id", "study_id", "image_id", "report"])
     frame["image_path"] = "files/" + frame["image_id"] + ".jpg"
     frame["split"] = "test"
     frame["labels"] = [[labeler.label(r)[c] for c in CHEXPERT_CLASSES] for r in frame["report"]]
@@ -186,7 +186,7 @@ def test_builder_is_seeded_and_does_not_depend_on_row_order(labeler):
 def test_builder_names_missing_columns():
     with pytest.raises(ValueError, match="image_path"):
         build_cxr_align(
-            pd.DataFrame(columns=["subject_id", "study_id", "image_id", "report"]), "mimic"
+            pd.DataFrame(columns=["patient_id", "study_id", "image_id", "report"]), "mimic"
         )
 
 
@@ -196,7 +196,7 @@ def test_builder_on_real_iu_reports(shared_data, labeler):
     texts = iu_texts(shared_data / "iu_xray" / "indiana_reports.csv").iloc[:400]
     frame = pd.DataFrame(
         {
-            "subject_id": texts["uid"],
+            "patient_id": texts["uid"],
             "study_id": texts["uid"],
             "image_id": texts["uid"] + "_frontal",
             "image_path": "",

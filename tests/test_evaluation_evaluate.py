@@ -92,7 +92,7 @@ def check_per_case_results(out, record, test):
         assert list(cases.columns[:3]) == IDS and set(columns) <= set(cases.columns), task
         assert set(cases["image_id"]) <= set(test["image_id"].astype(str)), task
         rows = test.set_index(test["image_id"].astype(str)).loc[cases["image_id"]]
-        assert list(rows["subject_id"].astype(str)) == list(cases["patient_id"]), task
+        assert list(rows["patient_id"].astype(str)) == list(cases["patient_id"]), task
         assert list(rows["study_id"].astype(str)) == list(cases["study_id"]), task
     align = pd.read_parquet(out / "cxr_align_phantom_cases.parquet")
     assert list(align["correct_a"]) == list(align["sim_report"] > align["sim_negation"])

@@ -19,14 +19,17 @@ from clip2clinic.io import InputError, atomic_path, check_inside_root
 from clip2clinic.observations import CHEXPERT_CLASSES
 from clip2clinic.vocabulary import SPLITS
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+#: Versions this code reads: version 1 named the patient column ``subject_id`` (renamed on read).
+READABLE_VERSIONS = (1, 2)
+_V1_NAMES = {"patient_id": "subject_id"}
 
 #: Column name -> Arrow type. ``labels`` columns hold the 14 CheXpert values
 #: (1 positive, 0 negative, -1 uncertain, NaN not mentioned) in CHEXPERT_CLASSES order.
 SCHEMA = pa.schema(
     [
         ("dataset", pa.string()),
-        ("subject_id", pa.string()),
+        ("patient_id", pa.string()),
         ("study_id", pa.string()),
         ("image_id", pa.string()),
         ("split", pa.string()),
@@ -72,25 +75,37 @@ def read_manifest(path: str | os.PathLike, split: str | None = None,
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such manifest (run `clip2clinic prepare` first)")
+    version = _version(path)
+    names = _V1_NAMES if version == 1 else {}
     if columns is not None:
-        columns = list(dict.fromkeys(["image_id", "image_cache", *columns]))
+        columns = [names.get(c, c) for c in dict.fromkeys(["image_id", "image_cache", *columns])]
     try:
         table = pq.read_table(path, columns=columns,
                               filters=[("split", "=", split)] if split else None)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"{path}: not a readable Parquet manifest ({exc})") from None
-    version = (table.schema.metadata or {}).get(b"clip2clinic_manifest_version")
-    if version is None:
-        raise InputError(f"{path}: not a clip2clinic manifest (no version metadata)")
-    if int(version) != MANIFEST_VERSION:
-        raise InputError(
-            f"{path}: manifest version {int(version)}, this clip2clinic reads "
-            f"{MANIFEST_VERSION}; re-run `clip2clinic prepare`"
-        )
-    frame = table.to_pandas()
+    frame = table.to_pandas().rename(columns={old: new for new, old in names.items()})
     check_inside_root(frame["image_cache"], f"{path}: column 'image_cache'",
                       rows=[f"image {i}" for i in frame["image_id"]])
     return frame
+
+
+def _version(path: Path) -> int:
+    """The manifest version of ``path``; InputError for a foreign or unreadable file, or a
+    version this code does not read."""
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{path}: not a readable Parquet manifest ({exc})") from None
+    version = metadata.get(b"clip2clinic_manifest_version")
+    if version is None:
+        raise InputError(f"{path}: not a clip2clinic manifest (no version metadata)")
+    if int(version) not in READABLE_VERSIONS:
+        raise InputError(
+            f"{path}: manifest version {int(version)}, this clip2clinic reads "
+            f"{', '.join(map(str, READABLE_VERSIONS))}; re-run `clip2clinic prepare`"
+        )
+    return int(version)
 
 
 def label_matrix(frame: pd.DataFrame, column: str = "labels") -> np.ndarray:

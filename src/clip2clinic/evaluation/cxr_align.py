@@ -56,7 +56,9 @@ log = logging.getLogger(__name__)
 #: Text fields every entry has (official file and ours).
 TEXT_FIELDS: tuple[str, ...] = ("chosen", "report", "negation", "omitted")
 #: Manifest columns the builder reads (``labels`` too when present).
-BUILD_COLUMNS: tuple[str, ...] = ("subject_id", "study_id", "image_id", "image_path", "report")
+#: The manifest columns the builder reads (the file names the patient ``subject_id``, as the
+#: released benchmark does).
+BUILD_COLUMNS: tuple[str, ...] = ("patient_id", "study_id", "image_id", "image_path", "report")
 #: Columns of :func:`cxr_align_cases`.
 CASE_COLUMNS: tuple[str, ...] = (
     "dataset", "id", "image_id", "image_path", "subject_id", "study_id", *TEXT_FIELDS,
@@ -93,7 +95,7 @@ def build_cxr_align(manifest_frame: pd.DataFrame, dataset_name: str, seed: int =
             "report": report,
             "negation": hard.negated,
             "omitted": hard.omitted,
-            "subject_id": as_text(first["subject_id"]),
+            "subject_id": as_text(first["patient_id"]),
             "study_id": str(study_id),
             "image_ids": [as_text(v) for v in rows["image_id"]],
             "image_paths": [as_text(v) for v in rows["image_path"]],

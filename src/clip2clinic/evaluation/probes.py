@@ -329,10 +329,10 @@ def run_probes_corpus(corpus: Corpus, context: Context) -> Iterator[Scored]:
     if context.split != "test":
         log.warning("probes skipped: they choose C on validate and score on test only")
         return
-    splits = {"test": (corpus.images, corpus.findings, corpus.frame["subject_id"])}
+    splits = {"test": (corpus.images, corpus.findings, corpus.frame["patient_id"])}
     for split in ("train", "validate"):
         other = context.corpus(corpus.name, split)
-        splits[split] = (other.images, other.findings, other.frame["subject_id"])
+        splits[split] = (other.images, other.findings, other.frame["patient_id"])
     yield run_probes(splits, FINDINGS, corpus.name, context, corpus.ids)
 
 

@@ -194,12 +194,12 @@ class Corpus:
     @property
     def patients(self) -> np.ndarray:
         """The patient (subject) id of every row."""
-        return self.frame["subject_id"].astype(str).to_numpy()
+        return self.frame["patient_id"].astype(str).to_numpy()
 
     @property
     def ids(self) -> pd.DataFrame:
         """The patient, study and image id of every row (the per-case tables' ids)."""
-        return _ids(self.frame.rename(columns={"subject_id": "patient_id"}))
+        return _ids(self.frame)
 
     @property
     def findings(self) -> np.ndarray:

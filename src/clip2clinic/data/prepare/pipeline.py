@@ -111,7 +111,7 @@ def _manifest_frame(rows: pd.DataFrame, studies: pd.DataFrame, text_ids: dict[st
     raw = dict(zip(studies["study_id"], studies["report_raw"], strict=True))
     out = pd.DataFrame({
         "dataset": dataset,
-        "subject_id": rows["patient_id"].astype(str),
+        "patient_id": rows["patient_id"].astype(str),
         "study_id": rows["study_id"].astype(str),
         "image_id": rows["image_id"].astype(str),
         "split": rows["split"],
