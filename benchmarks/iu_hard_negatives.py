@@ -1,4 +1,4 @@
-"""Checking hard negatives with the labeler: does ``negated`` differ from the report at
+"""Checking hard negatives with the labeler: does ``hard_negative`` differ from the report at
 exactly the chosen observation, and does ``omitted`` no longer mention it?
 
 Used by benchmarks/score_negation_iu.py and the tests; not part of the library.
@@ -42,13 +42,14 @@ report, uncertain before; negative after), ``others_kept``, ``omitted_clean``,
     positive finding). Every text is labelled from scratch."""
     report_mentions = [labeler.mentions(r) for r in reports]
     report_labels = pd.DataFrame([aggregate(m) for m in report_mentions])
-    negated_labels = labeler.label_many(negatives["negated"])
+    negated_labels = labeler.label_many(negatives["hard_negative"])
     omitted_labels = labeler.label_many(negatives["omitted"])
     rows = []
     for i, (report, chosen) in enumerate(zip(reports, negatives["chosen"], strict=True)):
         before, after, omitted = (report_labels.iloc[i], negated_labels.iloc[i],
                                   omitted_labels.iloc[i])
-        row = {"report": report, "chosen": chosen, "negated": negatives["negated"].iloc[i],
+        row = {"report": report, "chosen": chosen,
+               "hard_negative": negatives["hard_negative"].iloc[i],
                "omitted": negatives["omitted"].iloc[i]}
         if chosen:
             changed = [o for o in FINDINGS if o != chosen and not _same(before[o], after[o])]

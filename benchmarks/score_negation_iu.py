@@ -4,9 +4,9 @@
         [--pool train|eval] [--clean] [--examples N]
 
 Report text = findings + " " + impression (``--clean``: after ``clip2clinic clean``'s rules).
-For every abnormal report, the rule labeler relabels ``negated`` and ``omitted`` from scratch;
+For every abnormal report, the rule labeler relabels ``hard_negative`` and ``omitted`` from scratch;
 a row satisfies the criterion when the chosen observation goes from positive to negative in
-``negated`` with every other finding's label unchanged, and ``omitted`` no longer mentions it.
+``hard_negative`` with every other finding's label unchanged, and ``omitted`` no longer mentions it.
 Prints the share, the failure categories with examples, and reports/s (labelling included).
 """
 
@@ -75,7 +75,7 @@ def main() -> None:
     print(f"  No Finding switched on in negated (the chosen one was the only finding): "
           f"{abnormal['no_finding_on'].mean():.2%}")
     print(f"normal reports: {len(normal)}; with a hard negative: "
-          f"{(normal['negated'] != '').mean():.2%}; hard negative has exactly one positive "
+          f"{(normal['hard_negative'] != '').mean():.2%}; hard negative has exactly one positive "
           f"finding: {normal['single_positive'].mean():.2%}\n")
     print("chosen observations:", dict(Counter(abnormal["chosen"]).most_common()), "\n")
 
@@ -88,7 +88,7 @@ def main() -> None:
             print(f"- chosen {row['chosen']}; changed {row['changed']}")
             print(f"  report : {row['report']}")
             print(f"  omitted: {row['omitted']}")
-            print(f"  negated: {row['negated']}")
+            print(f"  hard negative: {row['hard_negative']}")
         print()
     assert set(FINDINGS) >= set(abnormal["chosen"])
 

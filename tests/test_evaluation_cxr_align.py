@@ -214,7 +214,7 @@ def test_builder_on_real_iu_reports(shared_data, labeler):
     assert 0.8 * abnormal <= len(entries) <= abnormal
     built = pd.DataFrame(entries.values())
     scored = score_hard_negatives(
-        built["report"].tolist(), built.rename(columns={"negation": "negated"}), labeler
+        built["report"].tolist(), built.rename(columns={"negation": "hard_negative"}), labeler
     )
     assert scored["chosen_negated"].all() and scored["omitted_clean"].all()
     assert scored["ok"].astype(bool).mean() >= 0.9

@@ -59,7 +59,7 @@ def _nan_equal(a: float, b: float) -> bool:
 def test_negated_differs_at_exactly_the_chosen_observation(labeler: RuleLabeler, report: str,
                                                             row_id: str) -> None:
     hard = make_hard_negative(report, row_id, seed=3)
-    before, after = labeler.label(report), labeler.label(hard.negated)
+    before, after = labeler.label(report), labeler.label(hard.hard_negative)
     assert before[hard.chosen] == 1 and after[hard.chosen] == 0
     for observation in FINDINGS:
         if observation != hard.chosen:
@@ -67,7 +67,7 @@ def test_negated_differs_at_exactly_the_chosen_observation(labeler: RuleLabeler,
     assert math.isnan(labeler.label(hard.omitted)[hard.chosen])
     assert not any(m.observation == hard.chosen for m in labeler.mentions(hard.omitted))
     statements = set(negation_phrasings(hard.chosen, "train"))
-    assert len(statements & set(split_sentences(hard.negated))) == 1
+    assert len(statements & set(split_sentences(hard.hard_negative))) == 1
 
 
 @pytest.mark.parametrize(
@@ -126,7 +126,7 @@ def test_the_statement_lands_at_the_beginning_middle_or_end() -> None:
     places = Counter()
     for i in range(60):
         hard = make_hard_negative(report, f"row{i}")
-        sentences = split_sentences(hard.negated)
+        sentences = split_sentences(hard.hard_negative)
         assert split_sentences(hard.omitted) == [s for s in sentences
                                                  if s not in negation_phrasings(hard.chosen)]
         index = next(k for k, s in enumerate(sentences) if s in negation_phrasings(hard.chosen))
@@ -140,8 +140,8 @@ def test_an_unpunctuated_report_keeps_the_statement_a_sentence_of_its_own(
     report = "Heart size normal\nSmall left effusion\nlungs clear"
     for i in range(10):
         hard = make_hard_negative(report, str(i))
-        assert labeler.label(hard.negated)["Pleural Effusion"] == 0
-        assert labeler.label(hard.negated)["Cardiomegaly"] == 0
+        assert labeler.label(hard.hard_negative)["Pleural Effusion"] == 0
+        assert labeler.label(hard.hard_negative)["Cardiomegaly"] == 0
 
 
 def test_draws_depend_on_seed_and_row_id_not_on_row_order() -> None:
@@ -163,8 +163,9 @@ def test_draws_depend_on_seed_and_row_id_not_on_row_order() -> None:
 def test_normal_reports_get_a_single_positive_corpus_report(labeler: RuleLabeler) -> None:
     for i, report in enumerate(NORMAL[1:]):  # NORMAL[0] mentions both findings (below)
         hard = make_hard_negative(report, str(i), corpus_single_positive=SINGLE_CORPUS)
-        assert hard.chosen == "" and hard.omitted == report and hard.negated in SINGLE
-    drawn = {make_hard_negative(NORMAL[1], str(i), corpus_single_positive=SINGLE_CORPUS).negated
+        assert hard.chosen == "" and hard.omitted == report and hard.hard_negative in SINGLE
+    drawn = {make_hard_negative(NORMAL[1], str(i),
+                                corpus_single_positive=SINGLE_CORPUS).hard_negative
              for i in range(30)}
     assert drawn == set(SINGLE)
     assert make_hard_negative(NORMAL[0], "x") == HardNegative("", "", NORMAL[0])
@@ -172,7 +173,7 @@ def test_normal_reports_get_a_single_positive_corpus_report(labeler: RuleLabeler
 
 def test_normal_reports_never_draw_a_finding_they_mention(labeler: RuleLabeler) -> None:
     report = "No pleural effusion. Lungs are clear."
-    drawn = {make_hard_negative(report, str(i), corpus_single_positive=SINGLE_CORPUS).negated
+    drawn = {make_hard_negative(report, str(i), corpus_single_positive=SINGLE_CORPUS).hard_negative
              for i in range(30)}
     assert drawn == {SINGLE[1]}
     # "heart normal in size" and "no pleural effusion" mention both findings of the corpus
@@ -186,7 +187,7 @@ def test_uncertain_only_reports_are_negated_for_training_not_for_cxr_align(
     assert labeler.label(report)["Pneumonia"] == -1
     hard = make_hard_negative(report, "u", corpus_single_positive=SINGLE_CORPUS)
     assert hard.chosen == "Pneumonia"
-    assert labeler.label(hard.negated)["Pneumonia"] == 0
+    assert labeler.label(hard.hard_negative)["Pneumonia"] == 0
     assert math.isnan(labeler.label(hard.omitted)["Pneumonia"])
     positive_only = make_hard_negative(report, "u", corpus_single_positive=SINGLE_CORPUS,
                                        uncertain_as_abnormal=False)
@@ -197,7 +198,7 @@ def test_support_devices_alone_are_abnormal_and_negated(labeler: RuleLabeler) ->
     report = "Right PICC line tip in the SVC. Lungs are clear. Heart size normal."
     hard = make_hard_negative(report, "s")
     assert hard.chosen == "Support Devices"
-    assert labeler.label(hard.negated)["Support Devices"] == 0
+    assert labeler.label(hard.hard_negative)["Support Devices"] == 0
     assert hard.omitted == "Lungs are clear. Heart size normal."
 
 
@@ -219,7 +220,7 @@ def test_batch_with_given_labels_matches_batch_that_labels(labeler: RuleLabeler)
     labels = labeler.label_many(reports)
     given = make_hard_negatives(reports, ids, seed=1, pool="eval", labels=labels)
     pd.testing.assert_frame_equal(given, make_hard_negatives(reports, ids, seed=1, pool="eval"))
-    for chosen, negated in zip(given["chosen"], given["negated"], strict=True):
+    for chosen, negated in zip(given["chosen"], given["hard_negative"], strict=True):
         if chosen:
             sentences = set(split_sentences(negated))
             assert sentences & set(negation_phrasings(chosen, "eval"))
@@ -229,7 +230,7 @@ def test_batch_with_given_labels_matches_batch_that_labels(labeler: RuleLabeler)
 def test_given_labels_that_the_text_does_not_bear_out_are_not_negated() -> None:
     hard = make_hard_negative("Lungs are clear.", "x", labels={"Edema": 1.0},
                               corpus_single_positive=SINGLE_CORPUS)
-    assert hard.chosen == "" and hard.negated in SINGLE
+    assert hard.chosen == "" and hard.hard_negative in SINGLE
 
 
 def test_mismatched_lengths_are_refused() -> None:

@@ -41,16 +41,16 @@ def test_writes_id_chosen_negated_omitted(tmp_path: Path) -> None:
     REPORTS.to_csv(source, index=False)
     assert _negate(source, tmp_path / "out.csv") == 0
     out = _read(tmp_path / "out.csv")
-    assert list(out.columns) == ["study", "chosen", "negated", "omitted"]
+    assert list(out.columns) == ["study", "chosen", "hard_negative", "omitted"]
     assert out["study"].tolist() == REPORTS["study"].tolist()
     labeler = RuleLabeler()
     for row, report in zip(out.itertuples(), REPORTS["text"].fillna(""), strict=True):
         if row.chosen:
             assert row.chosen in FINDINGS and labeler.label(report)[row.chosen] == 1
-            assert labeler.label(row.negated)[row.chosen] == 0
+            assert labeler.label(row.hard_negative)[row.chosen] == 0
         else:  # normal: the file's only single-positive report is the hard negative
             assert row.omitted == report
-            assert row.negated == REPORTS["text"][2]
+            assert row.hard_negative == REPORTS["text"][2]
     assert out.loc[1, "chosen"] == "" and out.loc[3, "chosen"] == ""
 
 
@@ -64,7 +64,8 @@ def test_same_seed_same_output_and_pools_differ(tmp_path: Path) -> None:
     evaluation = _read(tmp_path / "e.csv")
     for row in evaluation.itertuples():
         if row.chosen:
-            assert set(split_sentences(row.negated)) & set(negation_phrasings(row.chosen, "eval"))
+            phrasings = set(negation_phrasings(row.chosen, "eval"))
+            assert set(split_sentences(row.hard_negative)) & phrasings
 
 
 def test_clean_flag_cleans_before_negating(tmp_path: Path) -> None:
@@ -76,7 +77,7 @@ def test_clean_flag_cleans_before_negating(tmp_path: Path) -> None:
     assert _negate(source, tmp_path / "out.csv", "--clean") == 0
     out = _read(tmp_path / "out.csv")
     assert out.loc[0, "chosen"] == "Pleural Effusion"
-    assert "stable" not in out.loc[0, "negated"].lower()
+    assert "stable" not in out.loc[0, "hard_negative"].lower()
     assert RuleLabeler().label(out.loc[0, "omitted"])["Edema"] == 0
 
 

@@ -93,7 +93,7 @@ def build_cxr_align(manifest_frame: pd.DataFrame, dataset_name: str, seed: int =
         entries[str(study_id)] = {
             "chosen": hard.chosen,
             "report": report,
-            "negation": hard.negated,
+            "negation": hard.hard_negative,
             "omitted": hard.omitted,
             "subject_id": as_text(first["patient_id"]),
             "study_id": str(study_id),

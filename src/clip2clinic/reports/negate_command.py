@@ -1,8 +1,8 @@
 """``clip2clinic negate``: a negation-based hard negative for every report of a CSV.
 
 Writes the ID column plus ``chosen`` (the CheXpert class negated; empty for a normal report),
-``negated`` (the hard negative r^n) and ``omitted`` (the report without the chosen observation,
-r^r; the report itself for a normal one). See docs/negate.md.
+``hard_negative`` (r^n) and ``omitted`` (the report without the chosen observation, r^r; the
+report itself for a normal one), named as the manifest's columns. See docs/negate.md.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "negate",
         help="make negation-based hard negatives of reports",
         description="For every report: an abnormal one gets one positive observation removed "
-        "(omitted) and a negative statement about it inserted (negated); a normal one gets a "
+        "(omitted) and a negative statement about it inserted (hard_negative); a normal one gets a "
         "report of the file with exactly one positive finding as its hard negative.",
     )
     add_report_table_arguments(

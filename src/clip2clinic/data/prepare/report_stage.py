@@ -63,11 +63,11 @@ def negate_and_graph(studies: pd.DataFrame, seed: int, pool: str,
         out.append({
             "study_id": study_id,
             "chosen": negative.chosen,
-            "hard_negative": negative.negated,
+            "hard_negative": negative.hard_negative,
             "omitted": negative.omitted,
-            "hard_negative_labels": _labels_list(_labeler().label(negative.negated)),
+            "hard_negative_labels": _labels_list(_labeler().label(negative.hard_negative)),
             "graph": json.dumps(extract_graph(report)),
-            "hard_negative_graph": json.dumps(extract_graph(negative.negated)),
+            "hard_negative_graph": json.dumps(extract_graph(negative.hard_negative)),
         })
     return pd.DataFrame(out)
 

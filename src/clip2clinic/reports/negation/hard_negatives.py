@@ -4,12 +4,13 @@ Abnormal report (at least one of the 13 findings positive; Support Devices count
 paper's CheXbert step picks among "positive findings, diseases, or medical devices"): one
 positive observation is chosen at random, every statement about it is removed (``omitted``,
 r^r), and a negative statement about it from a phrasing pool is inserted at the beginning,
-middle or end (``negated``, r^n). A report whose findings are all uncertain ("possible
+middle or end (``hard_negative``, r^n). A report whose findings are all uncertain ("possible
 pneumonia") is abnormal too for training (``uncertain_as_abnormal``): one uncertain finding is
 negated the same way. CXR-Align keeps the paper's positive findings only.
 
 Normal report (no positive or uncertain finding): a report of the corpus with exactly one
-positive finding is its hard negative (``negated``), drawn among those whose finding the normal
+positive finding is its hard negative (``hard_negative``), drawn among those whose finding the
+normal
 report does not mention at all (so "No pneumothorax." never draws "Small pneumothorax.");
 ``chosen`` is empty and ``omitted`` is the report itself. The corpus is the caller's: prepare
 passes the single-positive reports of the row's own split, so no validation or test text
@@ -44,7 +45,7 @@ from clip2clinic.reports.sentences import sentence_spans
 log = logging.getLogger(__name__)
 
 POSITIONS: tuple[str, ...] = ("beginning", "middle", "end")
-COLUMNS: tuple[str, ...] = ("chosen", "negated", "omitted")
+COLUMNS: tuple[str, ...] = ("chosen", "hard_negative", "omitted")
 
 
 class SinglePositive(NamedTuple):
@@ -57,11 +58,11 @@ class SinglePositive(NamedTuple):
 
 @dataclass(frozen=True)
 class HardNegative:
-    """``chosen``: the CheXpert class negated ("" for a normal report); ``negated``: the hard
-    negative r^n; ``omitted``: the report without the chosen observation r^r."""
+    """``chosen``: the CheXpert class negated ("" for a normal report); ``hard_negative``: r^n;
+    ``omitted``: the report without the chosen observation, r^r."""
 
     chosen: str
-    negated: str
+    hard_negative: str
     omitted: str
 
 
@@ -126,7 +127,7 @@ def make_hard_negative(report: str, row_id: str, seed: int = 0, pool: str = "tra
 
     ``corpus_single_positive``: reports with exactly one positive finding, in a canonical order
     (see :func:`single_positive_corpus`); a normal report draws one whose finding it does not
-    mention, and its ``negated`` is "" when there is none. ``mentions``: the rule labeler's
+    mention, and its ``hard_negative`` is "" when there is none. ``mentions``: the rule labeler's
     mentions of ``report`` when already computed. ``labels``: its labels, which let a normal
     report skip labelling; an abnormal one is decided by its mentions.
     ``uncertain_as_abnormal``: negate an uncertain finding of a report with no positive one.
@@ -196,8 +197,8 @@ def make_hard_negatives(reports: Sequence[str], row_ids: Sequence[str], seed: in
                         labels: pd.DataFrame | None = None,
                         labeler: RuleLabeler | None = None,
                         progress: bool = False) -> pd.DataFrame:
-    """Hard negatives of many reports: columns ``chosen``, ``negated``, ``omitted``, one row per
-    report in input order.
+    """Hard negatives of many reports: columns ``chosen``, ``hard_negative``, ``omitted``, one row
+    per report in input order.
 
     Each report is labelled once (``labels``, the rule labeler's labels of ``reports`` with
     the CheXpert column names, skips that). ``corpus_single_positive`` defaults to
@@ -225,7 +226,8 @@ def make_hard_negatives(reports: Sequence[str], row_ids: Sequence[str], seed: in
            for text, row_id, row, mentions in tqdm(
                zip(texts, row_ids, rows, all_mentions, strict=True), total=len(texts),
                disable=not progress, unit="report", desc="negating")]
-    return pd.DataFrame([[h.chosen, h.negated, h.omitted] for h in out], columns=list(COLUMNS))
+    return pd.DataFrame([[h.chosen, h.hard_negative, h.omitted] for h in out],
+                        columns=list(COLUMNS))
 
 
 def _labels_row(row: Mapping[str, object]) -> dict[str, float]:
