@@ -24,7 +24,7 @@ peak RSS on the CPU. ``--write-benchmarks [FILE]`` appends the table to BENCHMAR
     .venv/bin/python benchmarks/gpu_throughput.py --manifest out/manifest.parquet \
         --write-benchmarks                                  (on a GPU: about 5 minutes)
     .venv/bin/python benchmarks/gpu_throughput.py --device cpu --smoke   (tiny shapes, seconds;
-        run by tests/test_gpu_throughput.py)
+        run by tests/benchmarks/test_gpu_throughput.py)
 
 Prints "no CUDA" and exits where no GPU is present (unless ``--device cpu``).
 """

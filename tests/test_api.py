@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from api_fixtures import make_checkpoint, write_films
 from PIL import Image
 
 from clip2clinic.api import Clip2Clinic, resolve_checkpoint
@@ -21,6 +20,7 @@ from clip2clinic.data.transforms import EvalTransform, Normalization
 from clip2clinic.embedded import MINILM_SOURCE
 from clip2clinic.io import InputError
 from clip2clinic.model import ClinicCLIP, encode_token_features, load_tokenizer
+from tests.api_fixtures import make_checkpoint, write_films
 
 REPO = Path(__file__).resolve().parents[1]
 KINDS = ("demo", "paper")

@@ -8,12 +8,12 @@ import json
 import subprocess
 
 import pytest
-from training_fixtures import tiny_config
 
 from clip2clinic.evaluation.evaluate import evaluate
 from clip2clinic.evaluation.sources import DataSources
 from clip2clinic.provenance import file_sha256, git_commit, provenance
 from clip2clinic.training.trainer import train
+from tests.training_fixtures import tiny_config
 
 
 def test_file_sha256_matches_hashlib(tmp_path):

@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from training_fixtures import tiny_config
 
 from clip2clinic.cli import main
 from clip2clinic.evaluation import evaluate as evaluate_module
 from clip2clinic.evaluation.tasks import Task
 from clip2clinic.training.trainer import train
+from tests.training_fixtures import tiny_config
 
 pytestmark = pytest.mark.faults
 

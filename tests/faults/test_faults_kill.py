@@ -18,11 +18,11 @@ import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
-from training_fixtures import tiny_config_file
 
 from clip2clinic.data.corpus import PreparedCorpus
 from clip2clinic.data.manifest import read_manifest
 from clip2clinic.run_dir import RunDir
+from tests.training_fixtures import tiny_config_file
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

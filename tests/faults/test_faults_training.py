@@ -10,7 +10,6 @@ import shutil
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from training_fixtures import tiny_config, tiny_config_file
 
 from clip2clinic.api import Clip2Clinic
 from clip2clinic.cli import main
@@ -22,6 +21,7 @@ from clip2clinic.run_dir import RunDir
 from clip2clinic.training.config import with_overrides
 from clip2clinic.training.data import Collate, ManifestDataset, open_text_cache
 from clip2clinic.training.trainer import resolve_run, train
+from tests.training_fixtures import tiny_config, tiny_config_file
 
 pytestmark = pytest.mark.faults
 

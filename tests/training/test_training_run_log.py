@@ -11,7 +11,6 @@ import stat
 import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from training_fixtures import tiny_config, tiny_config_file
 
 from clip2clinic.cli import main
 from clip2clinic.data.manifest import split_sizes
@@ -19,6 +18,7 @@ from clip2clinic.io import InputError
 from clip2clinic.provenance import file_sha256
 from clip2clinic.training.config import load_config
 from clip2clinic.training.trainer import load_run_config, log_columns, train
+from tests.training_fixtures import tiny_config, tiny_config_file
 
 DIRECTIONS = ("i2t", "t2i", "i2g", "g2i", "t2g", "g2t")
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from image_files import write_png
 
 from clip2clinic.data.datasets import DatasetRootError, OpenI
 from clip2clinic.data.datasets.splits import leaked
+from tests.image_files import write_png
 
 REPORT_COLUMNS = [
     "uid", "MeSH", "Problems", "image", "indication", "comparison", "findings", "impression",

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from image_files import write_dicom
 from sklearn.model_selection import train_test_split
 
 from clip2clinic.data.datasets import DatasetRootError, SiimPneumothorax
 from clip2clinic.data.datasets.splits import leaked
+from tests.image_files import write_dicom
 
 N_IMAGES = 40
 MASKS = {i: 3 if i % 2 == 0 else 0 for i in range(N_IMAGES)}  # every other image: 3 masks

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 import webdataset
-from training_fixtures import tiny_config
 
 from clip2clinic.cli import main
 from clip2clinic.data.corpus import PreparedCorpus
@@ -23,6 +22,7 @@ from clip2clinic.phantom import generate_phantom
 from clip2clinic.training.data import Collate, ManifestDataset, open_text_cache
 from clip2clinic.training.shard_loader import ShardLoader, ShardStream, is_sharded
 from clip2clinic.training.trainer import Trainer
+from tests.training_fixtures import tiny_config
 
 
 @pytest.fixture(scope="module")

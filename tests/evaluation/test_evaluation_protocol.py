@@ -8,7 +8,6 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
-from test_evaluation_adversarial import ToyTextModel, labels_row
 
 from clip2clinic.evaluation.adversarial import build_adversarial_pairs, score_adversarial
 from clip2clinic.evaluation.normal_detection import score_normal_detection
@@ -24,6 +23,7 @@ from clip2clinic.evaluation.zeroshot import (
     zero_shot_5x200,
 )
 from clip2clinic.io import InputError
+from tests.evaluation.test_evaluation_adversarial import ToyTextModel, labels_row
 
 
 def test_the_paper_protocol_takes_the_first_value_of_every_choice_but_the_labeler():

@@ -11,7 +11,6 @@ import math
 import pytest
 import torch
 from safetensors.torch import load_file
-from training_fixtures import TINY_BERT, tiny_config, tiny_config_file
 
 from clip2clinic.cli import main
 from clip2clinic.io import InputError
@@ -21,6 +20,7 @@ from clip2clinic.training import objective as objective_module
 from clip2clinic.training.checkpoint import STATE_DIR
 from clip2clinic.training.config import with_overrides
 from clip2clinic.training.trainer import Trainer, TrainingDiverged, load_run_config, train
+from tests.training_fixtures import TINY_BERT, tiny_config, tiny_config_file
 
 VARIANTS = ("baseline", "dt", "dt_c", "n", "n_dt_c", "g", "g_dtcg", "n_g_dtcg", "softclip")
 

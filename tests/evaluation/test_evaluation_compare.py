@@ -9,8 +9,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from test_evaluation_evaluate import tiny_run  # noqa: F401  (a module-scoped trained run)
-from training_fixtures import tiny_config
 
 from clip2clinic.cli import main
 from clip2clinic.evaluation.compare import compare_runs
@@ -18,6 +16,8 @@ from clip2clinic.evaluation.paired import delong_test, seed_interval
 from clip2clinic.evaluation.summary import write_report
 from clip2clinic.io import InputError
 from clip2clinic.training.trainer import train
+from tests.evaluation.test_evaluation_evaluate import tiny_run  # noqa: F401  (a module-scoped trained run)
+from tests.training_fixtures import tiny_config
 
 
 def write_run(root, name, variant, seed, cases, fingerprint=None):

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from api_fixtures import film, make_checkpoint, write_films
 from PIL import Image
 
 from clip2clinic.api import Clip2Clinic
@@ -22,6 +21,7 @@ from clip2clinic.evaluation.embeddings import (
     cached_text_embeddings,
 )
 from clip2clinic.io import InputError
+from tests.api_fixtures import film, make_checkpoint, write_films
 
 TEXTS = ["No pneumothorax.", "Small left pleural effusion.", "Moderate cardiomegaly."]
 

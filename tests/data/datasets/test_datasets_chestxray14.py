@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from image_files import write_png
 
 from clip2clinic.data.datasets import ChestXray14, DatasetRootError
 from clip2clinic.data.datasets.chestxray14 import NIH_PATHOLOGIES
 from clip2clinic.data.datasets.splits import leaked
 from clip2clinic.io import InputError
+from tests.image_files import write_png
 
 HEADER = (
     "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from image_files import gradient, write_dicom, write_jpeg, write_png
 from PIL import Image, ImageFile
 
 from clip2clinic.data.images import (
@@ -30,6 +29,7 @@ from clip2clinic.data.transforms import (
     TrainTransform,
     sample_generator,
 )
+from tests.image_files import gradient, write_dicom, write_jpeg, write_png
 
 IMAGE_FILES = [
     "ok_gray8.png",

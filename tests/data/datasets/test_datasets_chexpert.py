@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from image_files import write_jpeg
 
 from clip2clinic.data.datasets import CheXpert, CheXpert5x200, DatasetRootError
 from clip2clinic.data.datasets.chexpert import FIVE_CLASSES
 from clip2clinic.data.datasets.splits import leaked
 from clip2clinic.io import InputError
 from clip2clinic.observations import CHEXPERT_CLASSES
+from tests.image_files import write_jpeg
 
 HEADER = ["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *CHEXPERT_CLASSES]
 FOLDER = "CheXpert-v1.0-small"

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from image_files import write_dicom
 from sklearn.model_selection import train_test_split
 
 from clip2clinic.data.datasets import DatasetRootError, RsnaPneumonia
 from clip2clinic.data.datasets.splits import leaked
+from tests.image_files import write_dicom
 
 N_IMAGES = 40
 

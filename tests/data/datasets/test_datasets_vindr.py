@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from image_files import write_dicom
 
 from clip2clinic.data.datasets import DatasetRootError, VinDrCxr
 from clip2clinic.data.datasets.splits import leaked
+from tests.image_files import write_dicom
 
 LABELS = ["Aortic enlargement", "Cardiomegaly", "Pleural effusion", "No finding"]
 # image -> votes of R1, R2, R3 over LABELS

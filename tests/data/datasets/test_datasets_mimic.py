@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from image_files import write_jpeg
 
 from clip2clinic.data.datasets import DatasetRootError, MimicCxr, open_dataset
 from clip2clinic.data.datasets.splits import leaked
 from clip2clinic.io import InputError
 from clip2clinic.observations import CHEXPERT_CLASSES
+from tests.image_files import write_jpeg
 
 METADATA_COLUMNS = [
     "dicom_id", "subject_id", "study_id", "PerformedProcedureStepDescription", "ViewPosition",

@@ -14,11 +14,11 @@ import huggingface_hub.constants
 import numpy as np
 import pytest
 import torch
-from api_fixtures import make_checkpoint
 
 from clip2clinic import Clip2Clinic, create_model_and_transforms
 from clip2clinic.io import InputError
 from clip2clinic.model import ClinicCLIP
+from tests.api_fixtures import make_checkpoint
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 REPO_ID = "lab/clinic-clip-demo"

@@ -12,7 +12,7 @@ from safetensors import safe_open
 from clip2clinic.data.corpus import PreparedCorpus
 from clip2clinic.io import InputError
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "clip2clinic"
+SRC = Path(__file__).resolve().parents[2] / "src" / "clip2clinic"
 
 
 def test_prepare_writes_what_the_corpus_names(tiny_prepared_phantom):

@@ -6,12 +6,6 @@ import json
 
 import pandas as pd
 import pytest
-from test_datasets_chestxray14 import build_nih
-from test_datasets_chexpert import build_chexpert
-from test_datasets_rsna import build_rsna
-from test_datasets_siim import build_siim
-from test_labeler_chexbert import write_tiny_chexbert
-from training_fixtures import tiny_config
 
 from clip2clinic.cli import main
 from clip2clinic.data.manifest import read_manifest
@@ -23,6 +17,12 @@ from clip2clinic.evaluation.sources import parse_data
 from clip2clinic.io import InputError
 from clip2clinic.model import ClinicCLIP
 from clip2clinic.training.trainer import train
+from tests.data.datasets.test_datasets_chestxray14 import build_nih
+from tests.data.datasets.test_datasets_chexpert import build_chexpert
+from tests.data.datasets.test_datasets_rsna import build_rsna
+from tests.data.datasets.test_datasets_siim import build_siim
+from tests.reports.labeler.test_labeler_chexbert import write_tiny_chexbert
+from tests.training_fixtures import tiny_config
 
 CONTRACT = ("cxr_align_a", "cxr_align_b", "zeroshot_mean_auc", "retrieval_top5",
             "normal_detection_acc")  # fmt: skip
