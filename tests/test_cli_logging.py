@@ -32,6 +32,7 @@ def test_each_kind_shows_once_then_a_count(caplog: pytest.LogCaptureFixture) -> 
     caplog.set_level(logging.INFO)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
+        logging.captureWarnings(False)  # an earlier main() may have left it on, stale
         logging.captureWarnings(True)
         try:
             with collapsed_warnings() as repeats:
