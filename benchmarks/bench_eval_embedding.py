@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 import torch
-from clip2clinic.data.phantom import generate_phantom
 
 from clip2clinic.api import Clip2Clinic
 from clip2clinic.data.corpus import PreparedCorpus
@@ -37,6 +36,7 @@ from clip2clinic.data.images import load_image
 from clip2clinic.data.manifest import read_manifest
 from clip2clinic.data.prepare import PrepareOptions, prepare
 from clip2clinic.evaluation.embeddings import EmbedSettings, cached_image_embeddings
+from clip2clinic.phantom import generate_phantom
 from clip2clinic.training.config import load_config, named_config
 from clip2clinic.training.trainer import Trainer
 

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from clip2clinic import __version__
+from clip2clinic.cli_logging import collapsed_warnings
 
 #: Sub-command name -> (module with ``register``, the one-line help it registers).
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -111,7 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from clip2clinic.io import InputError  # after parsing: --help need not load pandas
 
     try:
-        return int(args.func(args) or 0)
+        with collapsed_warnings():  # a warning repeated N times: once, then "N more like this"
+            return int(args.func(args) or 0)
     except InputError as exc:
         print(f"clip2clinic {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -209,13 +209,17 @@ def test_shorter_side_size_keeps_aspect() -> None:
 def test_cache_resized_writes_atomically_and_is_idempotent(tmp_path: Path) -> None:
     source = write_png(tmp_path / "src.png", gradient(600, 500))
     target = tmp_path / "cache" / "a.png"
-    assert cache_resized(source, target, 256) == (307, 256)
+    made = cache_resized(source, target, 256)
+    assert made.shape == (307, 256) and made.source_shape == (600, 500) and not made.upsampled
     with Image.open(target) as cached:
         assert cached.mode == "L" and cached.size == (256, 307)
     stamp = target.stat().st_mtime_ns
-    assert cache_resized(source, target, 256) == (307, 256)
+    kept = cache_resized(source, target, 256)  # the source is not read again
+    assert kept.shape == (307, 256) and kept.source_shape is None and not kept.upsampled
     assert target.stat().st_mtime_ns == stamp
     assert sorted(p.name for p in target.parent.iterdir()) == ["a.png"]  # no temp files left
+    small = write_png(tmp_path / "small.png", gradient(100, 80))
+    assert cache_resized(small, tmp_path / "cache" / "b.png", 256).upsampled
 
 
 def _radiograph(shared_data: Path, size: tuple[int, int]) -> np.ndarray:

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 from safetensors.torch import load_file
 
 from clip2clinic.cli import main
 from clip2clinic.data.corpus import PreparedCorpus
 from clip2clinic.data.manifest import SCHEMA, label_matrix, read_manifest
 from clip2clinic.data.prepare import PrepareOptions, prepare
+from clip2clinic.data.prepare.image_stage import run_image_stage
 from clip2clinic.io import InputError
 from clip2clinic.observations import CHEXPERT_CLASSES
 from clip2clinic.phantom import generate_phantom
@@ -186,3 +189,34 @@ def test_normal_studies_never_draw_a_finding_they_mention(prepared_splits: pd.Da
     findings = slice(1, None)  # not No Finding
     clash = (~np.isnan(own[:, findings])) & (negative[:, findings] == 1)
     assert not clash.any()
+
+
+def test_prepare_warns_in_one_line_when_it_upsamples(phantom_root: Path, tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """The phantom's 64 px images cached at 80 px: one warning naming both sizes."""
+    out = tmp_path / "manifest.parquet"
+    prepare(PrepareOptions("mimic", str(phantom_root), str(out), image_size=80))
+    lines = [r.getMessage() for r in caplog.records if "upsampled" in r.getMessage()]
+    assert len(lines) == 1
+    assert re.match(r"(\d+) of \1 cached image\(s\) have a source shorter side of 64 px, "
+                    r"below --image-size 80: they were upsampled", lines[0])  # fmt: skip
+
+
+@pytest.mark.parametrize("shard_size", [None, 5])
+def test_image_stage_tells_upsampled_images_from_the_rest(
+    phantom_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, shard_size: int | None
+) -> None:
+    paths = sorted(str(p) for p in phantom_root.glob("files/p*/p*/s*/*.jpg"))[1:9]
+    small = tmp_path / "small.png"
+    Image.fromarray(np.full((30, 40), 90, np.uint8)).save(small)
+    frame = pd.DataFrame({"image_id": [f"i{k}" for k in range(len(paths) + 1)],
+                          "path": [*paths, str(small)], "split": "train"})  # fmt: skip
+    corpus = PreparedCorpus(tmp_path / "m48.parquet")
+    results = run_image_stage(frame, corpus, "mimic", 48, 1, shard_size)
+    assert results["upsampled_from"].tolist() == [0] * len(paths) + [30]
+    (line,) = [r.getMessage() for r in caplog.records if "upsampled" in r.getMessage()]
+    assert line.startswith(f"1 of {len(paths) + 1} cached image(s) have a source shorter side "
+                           "of 30 px, below --image-size 48")  # fmt: skip
+    caplog.clear()
+    run_image_stage(frame, PreparedCorpus(tmp_path / "m30.parquet"), "mimic", 30, 1, shard_size)
+    assert not [r for r in caplog.records if "upsampled" in r.getMessage()]

@@ -174,6 +174,46 @@ def test_one_checkpoint_twice_is_refused_by_report_and_compare(tmp_path, capsys)
     assert "same checkpoint (fingerprint ffffffffffff)" in capsys.readouterr().err
 
 
+def test_report_baseline_adds_the_paired_differences_against_that_variant(tmp_path, capsys):
+    """Runs listed with the n runs first: --baseline picks the baseline variant's runs, pairs
+    them by seed, and the report carries the differences; an absent variant is one error."""
+    runs = []
+    for seed, extra in ((0, 2), (1, 4)):  # n is right on 2, 4 more of 20 cases
+        base = [False] * 10 + [True] * 10
+        mine = [True] * extra + base[extra:]
+        runs.append(write_run(tmp_path, f"n{seed}", "n", seed, {"cxr_align": align(mine)}))
+        runs.append(write_run(tmp_path, f"base{seed}", "baseline", seed,
+                              {"cxr_align": align(base)}))  # fmt: skip
+        for folder, correct in ((runs[-2], mine), (runs[-1], base)):  # report needs metrics
+            path = folder / "evaluation" / "metrics.json"
+            record = json.loads(path.read_text())
+            value = sum(correct) / 20
+            record["metrics"] = {"cxr_align_a": {"value": value, "low": value - 0.1,
+                                                 "high": value + 0.1, "n": 20}}  # fmt: skip
+            path.write_text(json.dumps(record))
+    out = tmp_path / "report" / "summary.csv"
+    assert main(["report", *map(str, runs), "--out", str(out), "--baseline", "baseline"]) == 0
+    table = pd.read_csv(tmp_path / "report" / "summary_vs_baseline" / "compare.csv")
+    row = table.set_index("metric").loc["cxr_align_a/phantom"]
+    assert (row["variant"], row["baseline_variant"], row["seeds"]) == ("n", "baseline", 2)
+    assert row["difference"] == pytest.approx((0.1 + 0.2) / 2)  # paired by seed
+    per_run = pd.read_csv(tmp_path / "report" / "summary_vs_baseline" / "compare_runs.csv")
+    assert (per_run["seed"] == per_run["baseline_seed"]).all()
+    assert set(per_run["seed"]) == {0, 1} and set(per_run["variant"]) == {"n"}
+    markdown = out.with_suffix(".md").read_text()
+    assert "Paired differences from the baseline" in markdown and "cxr_align_a" in markdown
+    printed = capsys.readouterr().out
+    assert "comparison_csv:" in printed and "comparison_forest_plot:" in printed
+
+    plain = tmp_path / "plain" / "summary.csv"
+    assert main(["report", *map(str, runs), "--out", str(plain)]) == 0
+    assert "Paired differences" not in plain.with_suffix(".md").read_text()
+    assert not (tmp_path / "plain" / "summary_vs_baseline").exists()
+    assert main(["report", *map(str, runs), "--out", str(plain), "--baseline", "dt"]) == 2
+    assert "no run of variant 'dt' to compare with; the runs are of baseline, n" in (
+        capsys.readouterr().err)
+
+
 # --- end to end on two tiny trained runs --------------------------------------------------------
 
 

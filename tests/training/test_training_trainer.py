@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 
 import pytest
@@ -244,3 +245,26 @@ def test_the_open_readings_train(options, tiny_prepared_phantom, tmp_path):
     assert trainer.dataset.clinical.shape[1] == width
     assert trainer.fit().step == 2
     assert all(math.isfinite(v) for v in losses(tmp_path / "run"))
+
+
+@pytest.mark.parametrize(("overrides", "level", "effect"), [
+    ((), "INFO", "64 px and the image size trained at (data.image_size, else the image "
+                 "tower's) is 32 px: every image is resized"),
+    (("data.image_size=96",), "WARNING", "64 px and the image size trained at (data.image_size, "
+                                         "else the image tower's) is 96 px: every image is "
+                                         "upsampled"),
+    (("data.image_size=64",), None, None),
+])  # fmt: skip
+def test_an_image_size_other_than_the_caches_is_one_line(overrides, level, effect,
+                                                         tiny_prepared_phantom, tmp_path,
+                                                         caplog):  # fmt: skip
+    """The tiny phantom is cached at 64 px; the tiny tower takes 32 px. Smaller than the
+    training size is a warning, larger an info line."""
+    caplog.set_level(logging.INFO)
+    Trainer(tiny_config(tmp_path, tiny_prepared_phantom, "baseline", *overrides))
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records
+             if "cached images" in r.getMessage()]  # fmt: skip
+    if effect is None:
+        assert lines == []
+    else:
+        assert len(lines) == 1 and lines[0][0] == level and effect in lines[0][1]

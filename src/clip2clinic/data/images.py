@@ -70,7 +70,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     :mod:`clip2clinic.data.shards`). Raises :class:`ImageLoadError` for a missing, empty,
     truncated, corrupt or unsupported file.
     """
-    return _read(path, None)
+    return _read(path, None)[0]
 
 
 #: A JPEG decoded at a reduced DCT scale keeps at least this many times the target's pixels
@@ -93,17 +93,29 @@ def load_resized(
     MIMIC-size JPEG (2,544 x 3,056 to a 256 px shorter side) decodes 64x fewer pixels. PNG and
     DICOM are decoded in full as by :func:`load_image`.
     """
+    return load_resized_from(path, shorter_side, max_longer_side, draft_margin)[0]
+
+
+def load_resized_from(
+    path: str | os.PathLike,
+    shorter_side: int = DEFAULT_SHORTER_SIDE,
+    max_longer_side: int = DEFAULT_MAX_LONGER_SIDE,
+    draft_margin: int = DRAFT_MARGIN,
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """:func:`load_resized`, and the source's ``(height, width)`` (to tell an upsampled image)."""
     return _read(path, (shorter_side, max_longer_side), draft_margin)
 
 
 def _read(path: str | os.PathLike, resize: tuple[int, int] | None,
-          draft_margin: int = DRAFT_MARGIN) -> np.ndarray:
-    """Read ``path``; with ``resize`` (shorter side, longer-side cap) also resize it."""
+          draft_margin: int = DRAFT_MARGIN) -> tuple[np.ndarray, tuple[int, int]]:
+    """Read ``path``; with ``resize`` (shorter side, longer-side cap) also resize it. Returns
+    the image and the source's ``(height, width)``."""
     from clip2clinic.data.shards import is_shard_member, read_member  # imports this module
 
     if is_shard_member(path):
         image = decode_image(path, read_member(path))
-        return image if resize is None else resize_shorter_side(image, *resize)
+        resized = image if resize is None else resize_shorter_side(image, *resize)
+        return resized, image.shape
     path = Path(path)
     try:
         with open(path, "rb") as handle:
@@ -118,13 +130,14 @@ def _read(path: str | os.PathLike, resize: tuple[int, int] | None,
         raise ImageLoadError(path, "empty file (0 bytes)")
     if head[128:132] == b"DICM" or path.suffix.lower() in DICOM_SUFFIXES:
         image = _load_dicom(path)
-        if resize is not None:
+        source = image.shape
+        if resize is not None and image.ndim == 2 and min(image.shape) >= 1:
             image = resize_shorter_side(image, *resize)
     else:
-        image = _load_with_pillow(path, resize, draft_margin=draft_margin)
+        image, source = _load_with_pillow(path, resize, draft_margin=draft_margin)
     if image.ndim != 2 or min(image.shape) < 1:
         raise ImageLoadError(path, f"unexpected pixel array shape {image.shape}")
-    return image
+    return image, source
 
 
 @contextmanager
@@ -143,7 +156,7 @@ def decode_image(name: str | os.PathLike, data: bytes) -> np.ndarray:
     as a 2-D uint8 grey array, as :func:`load_image` reads a file."""
     if not data:
         raise ImageLoadError(name, "empty file (0 bytes)")
-    return _load_with_pillow(name, None, io.BytesIO(data))
+    return _load_with_pillow(name, None, io.BytesIO(data))[0]
 
 
 def _load_with_pillow(
@@ -151,17 +164,18 @@ def _load_with_pillow(
     resize: tuple[int, int] | None,
     source: io.BytesIO | None = None,
     draft_margin: int = DRAFT_MARGIN,
-) -> np.ndarray:
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """The grey image (resized to ``resize`` when given) and the file's ``(height, width)``."""
     try:
         with _strict_decoding(), Image.open(source or path) as image:
-            target = None
+            size, target = (image.height, image.width), None
             if resize is not None:
                 target = shorter_side_size(image.height, image.width, *resize)
                 if image.format == "JPEG":
                     image.draft(image.mode, (draft_margin * target[1], draft_margin * target[0]))
             image.load()
             grey = pil_to_grey(image)
-        return grey if target is None else resize_to(grey, target)
+        return (grey if target is None else resize_to(grey, target)), size
     except UnidentifiedImageError:
         raise ImageLoadError(path, "not a recognised image format") from None
     except Image.DecompressionBombError as exc:
@@ -366,14 +380,28 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+@dataclass(frozen=True)
+class CachedImage:
+    """What :func:`cache_resized` did: the cached ``shape`` ``(height, width)`` and the
+    source's (None where an existing cached file was kept without reading the source)."""
+
+    shape: tuple[int, int]
+    source_shape: tuple[int, int] | None = None
+
+    @property
+    def upsampled(self) -> bool:
+        """Whether the cached image is larger than its source (known sources only)."""
+        return self.source_shape is not None and min(self.shape) > min(self.source_shape)
+
+
 def cache_resized(
     source: str | os.PathLike,
     target: str | os.PathLike,
     shorter_side: int = DEFAULT_SHORTER_SIDE,
     max_longer_side: int = DEFAULT_MAX_LONGER_SIDE,
-) -> tuple[int, int]:
+) -> CachedImage:
     """Load ``source``, resize it to ``shorter_side`` and write it to ``target`` as an 8-bit
-    grey PNG (atomically). Returns the cached ``(height, width)``.
+    grey PNG (atomically). Returns the cached and the source sizes (:class:`CachedImage`).
 
     An existing ``target`` that decodes is kept as it is (the cache is idempotent; delete it to
     rebuild); a damaged one is made again. Raises :class:`ImageLoadError` when ``source``
@@ -384,9 +412,9 @@ def cache_resized(
         try:
             with Image.open(target) as cached:
                 cached.verify()
-                return cached.height, cached.width
+                return CachedImage((cached.height, cached.width))
         except (OSError, SyntaxError):
             log.warning("%s: damaged cached image; making it again", target)
-    image = load_resized(source, shorter_side, max_longer_side)
+    image, source_shape = _read(source, (shorter_side, max_longer_side))
     save_grey_png(image, target)
-    return image.shape
+    return CachedImage(image.shape, source_shape)

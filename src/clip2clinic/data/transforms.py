@@ -71,24 +71,29 @@ def _grey_pil(image: Image.Image | np.ndarray) -> Image.Image:
     return Image.fromarray(image, "L")
 
 
+def centre_square(image: Image.Image | np.ndarray, size: int) -> Image.Image:
+    """The central square of a grey image, resized (bilinear) to ``size`` x ``size``: the
+    shorter side resized to ``size`` and the longer one cropped to it, done as crop-then-resize
+    so a very long image is never blown up first."""
+    grey = _grey_pil(image)
+    width, height = grey.size
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    square = grey.crop((left, top, left + side, top + side))
+    if side != size:
+        square = square.resize((size, size), Image.Resampling.BILINEAR)
+    return square
+
+
 class EvalTransform:
-    """Deterministic evaluation transform: resize the shorter side to ``size`` and take the
-    central ``size`` x ``size`` square (done as crop-then-resize, so a very long image is never
-    blown up first)."""
+    """Deterministic evaluation transform: :func:`centre_square` at ``size``, normalised."""
 
     def __init__(self, size: int = 224, normalization: Normalization = IMAGENET) -> None:
         self.size = size
         self.normalization = normalization
 
     def __call__(self, image: Image.Image | np.ndarray) -> torch.Tensor:
-        grey = _grey_pil(image)
-        width, height = grey.size
-        side = min(width, height)
-        left, top = (width - side) // 2, (height - side) // 2
-        square = grey.crop((left, top, left + side, top + side))
-        if side != self.size:
-            square = square.resize((self.size, self.size), Image.Resampling.BILINEAR)
-        return to_tensor(square, self.normalization)
+        return to_tensor(centre_square(image, self.size), self.normalization)
 
 
 @dataclass(frozen=True)

@@ -84,13 +84,13 @@ def compare_with_baseline(runs: Sequence[tuple[str, int, Path]],
     """``clip2clinic compare`` of every run against the baseline variant (each seed with the
     baseline's run of that seed) into ``OUT/compare_baseline/``; returns the table, or None
     when the demo trained no baseline or nothing else."""
-    from clip2clinic.evaluation.compare import compare_runs
+    from clip2clinic.evaluation.compare import compare_to_variant
     from clip2clinic.evaluation.compare_output import write_comparison
 
-    baseline = [run_dir for variant, _, run_dir in runs if variant == BASELINE]
-    if not baseline or len(baseline) == len(runs):
+    variants = {variant for variant, _, _ in runs}
+    if BASELINE not in variants or variants == {BASELINE}:
         return None
-    table, per_run = compare_runs([run_dir for _, _, run_dir in runs], baseline=baseline[0])
+    table, per_run = compare_to_variant([run_dir for _, _, run_dir in runs], BASELINE)
     write_comparison(table, per_run, Path(out_dir) / COMPARE_DIR)
     return table
 

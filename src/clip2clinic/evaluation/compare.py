@@ -297,6 +297,18 @@ def compare_runs(runs: Sequence[str | os.PathLike], baseline: str | os.PathLike 
     return table[front + [c for c in table.columns if c not in front]], per_run
 
 
+def compare_to_variant(runs: Sequence[str | os.PathLike], variant: str,
+                       n_boot: int = N_BOOTSTRAP, seed: int = 0,
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """:func:`compare_runs` against ``variant``: each run of another variant is paired with
+    ``variant``'s run of the same seed (its first run where no seed matches)."""
+    variants = [str(load_metrics(run)["variant"]) for run in runs]
+    if variant not in variants:
+        raise InputError(f"no run of variant {variant!r} to compare with; the runs are of "
+                         f"{', '.join(sorted(set(variants)))}")
+    return compare_runs(runs, runs[variants.index(variant)], n_boot, seed)
+
+
 def _variant_rows(group: pd.DataFrame) -> pd.DataFrame:
     """One run: its rows (interval: the patient bootstrap). Several seeds: per metric the mean
     per-seed difference with a t interval and t-test p across seeds."""

@@ -22,13 +22,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(or their evaluation/metrics.json files)")
     parser.add_argument("--out", "--output", default="results_summary.csv",
                         help="the summary CSV to write")
+    parser.add_argument("--baseline", metavar="VARIANT",
+                        help="also the paired differences of every other variant from this "
+                        "one's runs, seed by seed (as `clip2clinic compare`): added to the "
+                        "markdown and the headline figure, written to OUT_vs_VARIANT/")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from clip2clinic.evaluation.compare import compare_to_variant
+    from clip2clinic.evaluation.compare_output import write_comparison
     from clip2clinic.evaluation.summary import write_report
 
-    written = write_report(args.runs, args.out)
+    comparison, compared = None, {}
+    if args.baseline is not None:
+        comparison, per_run = compare_to_variant(args.runs, args.baseline)
+        out = Path(args.out)
+        folder = out.with_name(f"{out.stem}_vs_{args.baseline}")
+        compared = {f"comparison_{kind}": path
+                    for kind, path in write_comparison(comparison, per_run, folder).items()}
+    written = {**write_report(args.runs, args.out, comparison), **compared}
     print(written["markdown"].read_text(encoding="utf-8"), end="")
     for kind, path in written.items():
         print(f"{kind}: {path}")

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from clip2clinic.configs import named_config
+from clip2clinic.data.images import ImageLoadError, load_image
 from clip2clinic.data.manifest import split_sizes
 from clip2clinic.data.transforms import Normalization
 from clip2clinic.io import InputError
@@ -146,6 +147,25 @@ def _image_size(model: ClinicCLIP, config: TrainConfig) -> int:
     return config.data.image_size or model.config.image.image_size
 
 
+def warn_image_size(dataset: ManifestDataset, size: int) -> None:
+    """One line when the cached images (their first one: prepare made them all alike) have
+    another shorter side than the ``size`` trained at: a warning when smaller (every image is
+    upsampled), an info line when larger (resized at each step, as a 256 px cache cropped to
+    224 px is meant to be)."""
+    try:
+        cached = min(load_image(dataset.corpus.image_path(dataset.image_paths[0])).shape)
+    except ImageLoadError:
+        return  # the loader warns about unreadable images itself
+    if cached == size:
+        return
+    upsampled = cached < size
+    log.log(logging.WARNING if upsampled else logging.INFO,
+            "the cached images have a shorter side of %d px and the image size trained at "
+            "(data.image_size, else the image tower's) is %d px: every image is %s at each "
+            "step (prepare --image-size %d caches them at that size)",
+            cached, size, "upsampled" if upsampled else "resized", size)
+
+
 # --- the run directory -------------------------------------------------------------------------
 
 
@@ -252,6 +272,8 @@ class Trainer:
             hard_negatives=config.loss.hard_negatives, graphs=config.loss.graph,
             uncertain=config.data.uncertain, clinical_encoding=config.loss.clinical_encoding,
         )
+        if accelerator.is_main_process:
+            warn_image_size(self.dataset, _image_size(model, config))
         if is_sharded(self.dataset):  # prepare --shards: read shard by shard
             stream = ShardStream(self.dataset, config.train.seed, accelerator.process_index,
                                  accelerator.num_processes)  # fmt: skip

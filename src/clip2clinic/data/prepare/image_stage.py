@@ -20,7 +20,7 @@ import pandas as pd
 from PIL import Image
 
 from clip2clinic.data.corpus import PreparedCorpus
-from clip2clinic.data.images import ImageLoadError, cache_resized, load_resized, png_bytes
+from clip2clinic.data.images import ImageLoadError, cache_resized, load_resized_from, png_bytes
 from clip2clinic.data.prepare.parallel import run_chunks
 from clip2clinic.data.shards import pointer, write_shard
 
@@ -41,20 +41,22 @@ def cache_name(dataset: str, image_id: str) -> str:
 def cache_images(images: pd.DataFrame, cache: Path, dataset: str,
                  shorter_side: int) -> pd.DataFrame:
     """Cache a chunk of images (columns ``image_id``, ``path``); returns ``image_id``,
-    ``image_cache`` (relative path, "" when skipped) and ``skip_reason``."""
+    ``image_cache`` (relative path, "" when skipped), ``skip_reason``, ``cache_bytes`` and
+    ``upsampled_from`` (the source's shorter side where the cached image is larger, else 0)."""
     out = []
     for image_id, path in images[["image_id", "path"]].itertuples(index=False):
-        relative, reason, size = cache_name(dataset, image_id), "", 0
+        relative, reason, size, upsampled_from = cache_name(dataset, image_id), "", 0, 0
         if path is None or path != path:
             relative, reason = "", "no image file listed"
         else:
             try:
-                cache_resized(path, cache / relative, shorter_side)
+                made = cache_resized(path, cache / relative, shorter_side)
                 size = (cache / relative).stat().st_size
+                upsampled_from = min(made.source_shape) if made.upsampled else 0
             except ImageLoadError as exc:
                 relative, reason = "", exc.reason
         out.append({"image_id": image_id, "image_cache": relative, "skip_reason": reason,
-                    "cache_bytes": size})
+                    "cache_bytes": size, "upsampled_from": upsampled_from})
     return pd.DataFrame(out)
 
 
@@ -64,31 +66,33 @@ def cache_shards(images: pd.DataFrame, cache: Path, shorter_side: int) -> pd.Dat
     ``image_cache`` a ``SHARD.tar#KEY.png`` pointer and ``cache_bytes`` the shard's size."""
     out = []
     for shard, rows in images.groupby("shard", sort=False):
-        results: list[tuple[str, str, str]] = []
+        results: list[tuple[str, str, str, int]] = []
         write_shard(cache / shard, _shard_members(rows, shard, shorter_side, results))
         size = (cache / shard).stat().st_size
         out += [{"image_id": image_id, "image_cache": relative, "skip_reason": reason,
-                 "cache_bytes": size if relative else 0}
-                for image_id, relative, reason in results]  # fmt: skip
-    return pd.DataFrame(out, columns=["image_id", "image_cache", "skip_reason", "cache_bytes"])
+                 "cache_bytes": size if relative else 0, "upsampled_from": upsampled_from}
+                for image_id, relative, reason, upsampled_from in results]  # fmt: skip
+    return pd.DataFrame(out, columns=["image_id", "image_cache", "skip_reason", "cache_bytes",
+                                      "upsampled_from"])
 
 
 def _shard_members(rows: pd.DataFrame, shard: str, shorter_side: int,
-                   results: list[tuple[str, str, str]]) -> Iterator[tuple[str, bytes]]:
+                   results: list[tuple[str, str, str, int]]) -> Iterator[tuple[str, bytes]]:
     """``(key, png bytes)`` of each readable image of ``rows``; appends ``(image_id,
-    pointer or "", skip reason)`` of every row to ``results``."""
+    pointer or "", skip reason, upsampled_from)`` of every row to ``results``."""
     for image_id, path in rows[["image_id", "path"]].itertuples(index=False):
         if path is None or path != path:
-            results.append((image_id, "", "no image file listed"))
+            results.append((image_id, "", "no image file listed", 0))
             continue
         try:
-            data = png_bytes(load_resized(path, shorter_side))
+            image, source = load_resized_from(path, shorter_side)
         except ImageLoadError as exc:
-            results.append((image_id, "", exc.reason))
+            results.append((image_id, "", exc.reason, 0))
             continue
         key = safe_key(image_id)
-        results.append((image_id, pointer(shard, f"{key}.png"), ""))
-        yield key, data
+        upsampled_from = min(source) if min(image.shape) > min(source) else 0
+        results.append((image_id, pointer(shard, f"{key}.png"), "", upsampled_from))
+        yield key, png_bytes(image)
 
 
 def run_image_stage(images: pd.DataFrame, corpus: PreparedCorpus, dataset: str,
@@ -116,8 +120,9 @@ def run_image_stage(images: pd.DataFrame, corpus: PreparedCorpus, dataset: str,
         rows = images[["image_id", "path"]].reset_index(drop=True)
         results = run_chunks(rows, work, corpus.stages, "images", (dataset, shorter_side),
                              workers, chunk_size=256, desc="caching images")
-    if "cache_bytes" not in results:  # chunks written before sizes were recorded
-        results["cache_bytes"] = 0
+    for column in ("cache_bytes", "upsampled_from"):  # chunks written before they were recorded
+        if column not in results:
+            results[column] = 0
     files = results["image_cache"].str.rpartition("#")[0].where(
         results["image_cache"].str.contains("#", regex=False), results["image_cache"])
     bad = [i for i, (relative, size) in enumerate(zip(files, results["cache_bytes"],
@@ -132,7 +137,22 @@ def run_image_stage(images: pd.DataFrame, corpus: PreparedCorpus, dataset: str,
         redone = work(rows.iloc[bad])
         for column in results.columns:
             results.loc[bad, column] = redone[column].to_numpy()
+    warn_upsampled(results, shorter_side)
     return results
+
+
+def warn_upsampled(results: pd.DataFrame, shorter_side: int) -> None:
+    """One warning line when some source images were smaller than the cache's shorter side
+    (``results``: the stage's, ``upsampled_from`` the source's shorter side of each upsampled
+    image, else 0)."""
+    sides = results["upsampled_from"][results["upsampled_from"] > 0].astype(int)
+    if sides.empty:
+        return
+    low, high = sides.min(), sides.max()
+    span = f"{low} px" if low == high else f"{low}-{high} px"
+    log.warning("%d of %d cached image(s) have a source shorter side of %s, below --image-size "
+                "%d: they were upsampled (an --image-size of %d or less keeps them as they are)",
+                len(sides), int((results["image_cache"] != "").sum()), span, shorter_side, low)
 
 
 def _intact(path: Path, size: int) -> bool:
