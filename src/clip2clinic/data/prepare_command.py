@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="manifest path (e.g. out/manifest.parquet); caches go beside it")
     parser.add_argument("--reports-root", help="MIMIC: folder holding files/pXX/... .txt reports")
     parser.add_argument("--all-views", action="store_true",
-                        help="MIMIC: keep lateral views too (default: PA and AP only)")
+                        help="MIMIC, CheXpert Plus: keep lateral views too (default: "
+                        "frontal only)")
     parser.add_argument("--image-size", type=int, default=256,
                         help="shorter side of cached images (default 256)")
     parser.add_argument("--shards", action="store_true",

@@ -115,7 +115,7 @@ class Protocol:
         labels = np.array(labels, dtype=np.float32, copy=True)
         columns = list(range(len(classes)))
         notes: dict[str, Any] = {}
-        if reader == "chexpert":
+        if reader in ("chexpert", "chexpert_plus"):
             notes["blank_labels"] = self.chexpert_blank
             if self.chexpert_blank == "negative":
                 labels[np.isnan(labels)] = 0.0

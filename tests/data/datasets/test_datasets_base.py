@@ -92,7 +92,8 @@ def test_contract_is_checked() -> None:
 
 def test_open_dataset_by_name(tmp_path: Path) -> None:
     assert set(READERS) == {
-        "mimic", "openi", "chexpert", "chexpert5x200", "rsna", "siim", "vindr", "chestxray14",
+        "mimic", "openi", "chexpert", "chexpert5x200", "chexpert_plus", "rsna", "siim", "vindr",
+        "chestxray14",
     }  # fmt: skip
     with pytest.raises(ValueError, match="unknown dataset"):
         open_dataset("padchest", tmp_path)

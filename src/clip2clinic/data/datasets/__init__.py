@@ -12,6 +12,7 @@ from typing import Any
 from clip2clinic.data.datasets.base import DatasetRootError, XrayDataset
 from clip2clinic.data.datasets.chestxray14 import ChestXray14
 from clip2clinic.data.datasets.chexpert import CheXpert, CheXpert5x200
+from clip2clinic.data.datasets.chexpert_plus import CheXpertPlus
 from clip2clinic.data.datasets.mimic import MimicCxr
 from clip2clinic.data.datasets.openi import OpenI
 from clip2clinic.data.datasets.rsna import RsnaPneumonia
@@ -23,6 +24,7 @@ READERS: dict[str, type[XrayDataset]] = {
     "openi": OpenI,
     "chexpert": CheXpert,
     "chexpert5x200": CheXpert5x200,
+    "chexpert_plus": CheXpertPlus,
     "rsna": RsnaPneumonia,
     "siim": SiimPneumothorax,
     "vindr": VinDrCxr,
@@ -40,7 +42,7 @@ def open_dataset(name: str, root: str | os.PathLike, **options: Any) -> XrayData
 
 
 __all__ = [
-    "READERS", "ChestXray14", "CheXpert", "CheXpert5x200", "DatasetRootError",
+    "READERS", "ChestXray14", "CheXpert", "CheXpert5x200", "CheXpertPlus", "DatasetRootError",
     "MimicCxr", "OpenI", "RsnaPneumonia", "SiimPneumothorax", "VinDrCxr", "XrayDataset",
     "open_dataset",
 ]  # fmt: skip

@@ -6,7 +6,8 @@ A reader is built from a dataset root in the dataset's official layout and expos
 - ``pathologies``: the class names, in label-column order;
 - ``csv`` (alias ``frame``): a pandas DataFrame, one row per image, with at least the columns
   of :data:`COLUMNS` (``path`` is None where the image file is absent, ``view`` None where the
-  dataset does not say), plus ``report`` (text) or ``report_path`` where the dataset has reports;
+  dataset does not say), plus ``report`` (text), ``report_path``, or the sections that the
+  reader's ``report(i)`` composes (CheXpert Plus) where the dataset has reports;
 - ``labels``: a float32 array ``len(csv) x len(pathologies)``: 1 positive, 0 negative,
   -1 uncertain (where the dataset has that notion), NaN unknown;
 - ``len(dataset)`` and ``dataset[i]``: a dict with the image (``images.load_image``, then the
