@@ -112,3 +112,17 @@ def test_real_iu_reports(shared_data: Path) -> None:
     normal = data.label_frame()["No Finding"] == 1
     assert normal.mean() == pytest.approx(0.36, abs=0.05)  # "normal" coding in the real CSV
     assert all(data.report(i) for i in range(0, len(data), 500))
+
+
+def test_prepare_openi_writes_a_manifest_with_reports(tmp_path: Path) -> None:
+    """The reader's own report column does not collide with the report stage's (it did:
+    ``prepare openi`` failed with KeyError 'report')."""
+    from clip2clinic.data.corpus import PreparedCorpus
+    from clip2clinic.data.prepare import PrepareOptions, prepare
+
+    root = build_openi(tmp_path / "openi")
+    out = tmp_path / "prepared" / "manifest.parquet"
+    report = prepare(PrepareOptions("openi", str(root), str(out), image_size=32, workers=1))
+    frame = PreparedCorpus(out).read()
+    assert report["images_cached"] == len(frame) > 0
+    assert (frame["report"].str.len() > 0).any() and set(frame["dataset"]) == {"openi"}

@@ -62,7 +62,8 @@ def prepare(options: PrepareOptions) -> dict[str, Any]:
 
 def _prepare(options: PrepareOptions, corpus: PreparedCorpus) -> dict[str, Any]:
     dataset = open_dataset(options.dataset, options.root, **options.reader_options)
-    frame = dataset.frame.copy()
+    # a reader's own report column (Open-i) is not joined: the report stage's cleaned report is
+    frame = dataset.frame.drop(columns=["report"], errors="ignore")
     log.info("%s: %d images in %s", dataset.name, len(frame), options.root)
 
     studies = _studies(dataset)

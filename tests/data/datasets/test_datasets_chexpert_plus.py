@@ -9,8 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from image_files import write_jpeg, write_png
-from training_fixtures import tiny_config
 
 from clip2clinic.cli import main
 from clip2clinic.data.datasets import CheXpertPlus, DatasetRootError, open_dataset
@@ -19,6 +17,8 @@ from clip2clinic.data.manifest import read_manifest
 from clip2clinic.io import InputError
 from clip2clinic.observations import CHEXPERT_CLASSES
 from clip2clinic.training.trainer import train
+from tests.image_files import write_jpeg, write_png
+from tests.training_fixtures import tiny_config
 
 #: The columns of df_chexpert_plus_240401.csv, in the release's order (it starts with an
 #: unnamed index column).
