@@ -39,3 +39,16 @@ def tiny_prepared_phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
     prepare(PrepareOptions("mimic", str(root / "phantom"), str(manifest), image_size=64,
                            workers=1))
     return manifest
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_prepared_phantom: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1-epoch run of variant ``n`` on :func:`tiny_prepared_phantom`: the run folder. Tests
+    evaluate it into their own ``tmp_path`` (only the evaluate module's first test writes the
+    run's default ``evaluation/``)."""
+    from clip2clinic.training.trainer import train
+    from tests.training_fixtures import tiny_config
+
+    folder = tmp_path_factory.mktemp("tiny_run")
+    train(tiny_config(folder, tiny_prepared_phantom, "n", "train.epochs=1"))
+    return folder / "run"

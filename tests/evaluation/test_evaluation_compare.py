@@ -16,7 +16,6 @@ from clip2clinic.evaluation.paired import delong_test, seed_interval
 from clip2clinic.evaluation.summary import write_report
 from clip2clinic.io import InputError
 from clip2clinic.training.trainer import train
-from tests.evaluation.test_evaluation_evaluate import tiny_run  # noqa: F401  (a module-scoped trained run)
 from tests.training_fixtures import tiny_config
 
 
@@ -224,7 +223,7 @@ def baseline_run(tiny_prepared_phantom, tmp_path_factory):
     return folder / "run"
 
 
-def test_compare_end_to_end_on_two_evaluated_runs(baseline_run, tiny_run,  # noqa: F811
+def test_compare_end_to_end_on_two_evaluated_runs(baseline_run, tiny_run,
                                                   tiny_prepared_phantom, tmp_path, capsys):
     tasks = "cxr_align,retrieval,adversarial,normal_detection,zeroshot"
     for run in (baseline_run, tiny_run):

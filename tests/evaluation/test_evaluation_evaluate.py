@@ -16,23 +16,14 @@ from clip2clinic.evaluation.protocol import get_protocol
 from clip2clinic.evaluation.sources import parse_data
 from clip2clinic.io import InputError
 from clip2clinic.model import ClinicCLIP
-from clip2clinic.training.trainer import train
 from tests.data.datasets.test_datasets_chestxray14 import build_nih
 from tests.data.datasets.test_datasets_chexpert import build_chexpert
 from tests.data.datasets.test_datasets_rsna import build_rsna
 from tests.data.datasets.test_datasets_siim import build_siim
 from tests.reports.labeler.test_labeler_chexbert import write_tiny_chexbert
-from tests.training_fixtures import tiny_config
 
 CONTRACT = ("cxr_align_a", "cxr_align_b", "zeroshot_mean_auc", "retrieval_top5",
             "normal_detection_acc")  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tiny_prepared_phantom, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("eval_run")
-    train(tiny_config(folder, tiny_prepared_phantom, "n", "train.epochs=1"))
-    return folder / "run"
 
 
 def test_every_manifest_task_writes_metrics_with_intervals(tiny_run, tiny_prepared_phantom,
@@ -202,23 +193,30 @@ def test_validation_split_for_choosing_settings(tiny_run, tiny_prepared_phantom,
     assert not any(name.startswith("probe") for name in record["metrics"])  # no test peeking
 
 
-def manifest_with_more_test_rows(manifest, target):
-    """A copy of ``manifest`` whose validate rows are test rows too (a larger test split),
-    sharing its image cache."""
+def manifest_copy(manifest, target, **columns):
+    """A copy of ``manifest`` at ``target`` with the given string ``columns`` replaced (one
+    value per row), sharing its image cache."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from clip2clinic.data.corpus import PreparedCorpus
 
     table = pq.read_table(manifest)
-    split = ["test" if s == "validate" else s for s in table.column("split").to_pylist()]
-    index = table.schema.get_field_index("split")
-    table = table.set_column(index, table.schema.field(index), pa.array(split, pa.string()))
+    for column, values in columns.items():
+        index = table.schema.get_field_index(column)
+        table = table.set_column(index, table.schema.field(index), pa.array(values, pa.string()))
     target.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, target)
     PreparedCorpus(target).cache.symlink_to(PreparedCorpus(manifest).cache,
                                             target_is_directory=True)
     return target
+
+
+def manifest_with_more_test_rows(manifest, target):
+    """A copy of ``manifest`` whose validate rows are test rows too (a larger test split)."""
+    splits = pd.read_parquet(manifest, columns=["split"])["split"]
+    return manifest_copy(manifest, target, split=["test" if s == "validate" else s
+                                                  for s in splits])
 
 
 def test_two_datasets_of_different_size_keep_both_datasets_metrics(tiny_run,
@@ -313,22 +311,9 @@ def test_5x200_records_its_set_and_prompt_weights(tiny_run, tmp_path):
 
 def openi_manifest(manifest, target):
     """A copy of ``manifest`` that reads as an Open-i corpus, every third image lateral."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from clip2clinic.data.corpus import PreparedCorpus
-
-    table = pq.read_table(manifest)
-    n = table.num_rows
-    for column, values in (("dataset", ["openi"] * n),
-                           ("view", ["Lateral" if i % 3 == 2 else "Frontal" for i in range(n)])):
-        index = table.schema.get_field_index(column)
-        table = table.set_column(index, table.schema.field(index), pa.array(values, pa.string()))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, target)
-    PreparedCorpus(target).cache.symlink_to(PreparedCorpus(manifest).cache,
-                                            target_is_directory=True)
-    return target
+    n = len(pd.read_parquet(manifest, columns=["split"]))
+    return manifest_copy(manifest, target, dataset=["openi"] * n,
+                         view=["Lateral" if i % 3 == 2 else "Frontal" for i in range(n)])
 
 
 def test_openi_scores_every_frontal_pair_under_the_paper_protocol(tiny_run,

@@ -16,9 +16,7 @@ from clip2clinic.data.datasets.splits import leaked
 from clip2clinic.data.manifest import read_manifest
 from clip2clinic.io import InputError
 from clip2clinic.observations import CHEXPERT_CLASSES
-from clip2clinic.training.trainer import train
 from tests.image_files import write_jpeg, write_png
-from tests.training_fixtures import tiny_config
 
 #: The columns of df_chexpert_plus_240401.csv, in the release's order (it starts with an
 #: unnamed index column).
@@ -222,13 +220,6 @@ def test_prepare_writes_a_manifest_with_reports(prepared_plus: Path) -> None:
     assert (manifest["report"].str.len() > 0).all()
     assert "pleural effusion" in manifest["report"].iloc[0].lower()
     assert manifest["chosen"].astype(bool).any()  # abnormal studies give CXR-Align cases
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tiny_prepared_phantom, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("plus_run")
-    train(tiny_config(folder, tiny_prepared_phantom, "n", "train.epochs=1"))
-    return folder / "run"
 
 
 def test_evaluate_scores_cxr_align_and_retrieval_on_chexpert(tiny_run, prepared_plus,
