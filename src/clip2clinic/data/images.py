@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from clip2clinic.io import atomic_path
+from clip2clinic.io import write_cache_file
 
 if TYPE_CHECKING:
     import pydicom
@@ -355,8 +355,7 @@ def resize_to(image: np.ndarray, target: tuple[int, int]) -> np.ndarray:
 def save_grey_png(image: np.ndarray, target: str | os.PathLike) -> None:
     """Write a 2-D uint8 array as an 8-bit grey PNG, atomically (not fsynced: the image cache
     is checked when reused)."""
-    with atomic_path(target, cache_file=True) as tmp:
-        tmp.write_bytes(png_bytes(image))
+    write_cache_file(png_bytes(image), target)
 
 
 def png_bytes(image: np.ndarray) -> bytes:
