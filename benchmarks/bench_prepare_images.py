@@ -7,8 +7,9 @@ times each variant per file, interleaved, ``--repeats`` passes (the median count
 - prepare: :func:`clip2clinic.data.prepare.image_stage.cache_images` (JPEG decoded in the DCT
   domain at a reduced scale, antialiased resize, PNG written): the stage as ``prepare`` runs it
   on each core;
-- before: ``load_image`` (full decode) + ``resize_shorter_side`` + ``save_grey_png``, the stage
-  before the DCT-domain decode;
+- before: ``load_image`` (full decode) + ``resize_shorter_side`` + the PNG written through
+  ``atomic_path`` (temporary file created, reopened, chmodded, renamed), the stage before the
+  DCT-domain decode and the one-open cache writer (``write_cache_file``);
 - bare PIL: ``Image.open(path).convert("L").resize(target)``, no PNG written;
 - draft margin 2: prepare's decode keeping twice the target per side (the 1/4 DCT scale here)
   instead of the default 1/8, to show what the last factor of two costs and buys;
@@ -39,11 +40,13 @@ from PIL import Image
 from clip2clinic.data.images import (
     load_image,
     load_resized,
+    png_bytes,
     resize_shorter_side,
     save_grey_png,
     shorter_side_size,
 )
 from clip2clinic.data.prepare.image_stage import cache_images, cache_name
+from clip2clinic.io import atomic_path
 
 DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared/data/images/hannover/png"
 MIMIC_SIZE = (2544, 3056)  # width, height
@@ -86,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
 
         def before(path: Path) -> None:
             image = resize_shorter_side(load_image(path), args.side)
-            save_grey_png(image, tmp / "old" / cache_name("b", path.stem))
+            with atomic_path(tmp / "old" / cache_name("b", path.stem), cache_file=True) as out:
+                out.write_bytes(png_bytes(image))  # the file writer of the stage before
 
         def bare(path: Path) -> None:
             with Image.open(path) as image:

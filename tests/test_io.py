@@ -10,7 +10,13 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from clip2clinic.io import InputError, atomic_path, read_table, write_csv_atomic
+from clip2clinic.io import (
+    InputError,
+    atomic_path,
+    read_table,
+    write_cache_file,
+    write_csv_atomic,
+)
 
 
 def test_read_table_keeps_every_row_and_marks_missing_values(tmp_path: Path) -> None:
@@ -92,3 +98,21 @@ def test_atomic_writes_follow_the_umask_even_when_the_writer_makes_a_0600_file(t
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "cache.safetensors").stat().st_mode) == 0o664
+
+
+def test_cache_files_are_written_whole_with_the_umask_and_no_temporary_left(tmp_path):
+    target = tmp_path / "images" / "ab" / "x.png"
+    old = os.umask(0o027)
+    try:
+        write_cache_file(b"first", target)
+        write_cache_file(b"second", target)  # replaces the file, never appends
+    finally:
+        os.umask(old)
+    assert target.read_bytes() == b"second"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert sorted(p.name for p in target.parent.iterdir()) == ["x.png"]
+    link = tmp_path / "link.png"
+    link.symlink_to(target)
+    with pytest.raises(InputError, match="symbolic link"):
+        write_cache_file(b"third", link)
+    assert target.read_bytes() == b"second"

@@ -272,6 +272,24 @@ def write_csv_atomic(frame: pd.DataFrame, target: str | os.PathLike) -> None:
         frame.to_csv(tmp, index=False)
 
 
+def write_cache_file(data: bytes, target: str | os.PathLike) -> None:
+    """Write ``data`` to ``target`` atomically as one of many cache files (the image cache):
+    :func:`atomic_path` with ``cache_file``, in the fewest system calls (the temporary file is
+    created, written and closed once, its mode set by the umask at creation)."""
+    target = Path(target)
+    check_output(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    handle = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(tmp_path, target)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
 def write_text_atomic(text: str, target: str | os.PathLike) -> None:
     """Write ``text`` as UTF-8 atomically."""
     with atomic_path(target) as tmp:

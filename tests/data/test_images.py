@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from clip2clinic.data.images import (
     load_image,
     load_many,
     load_resized,
+    png_bytes,
     resize_shorter_side,
     scale_to_uint8,
     shorter_side_size,
@@ -227,6 +229,22 @@ def _radiograph(shared_data: Path, size: tuple[int, int]) -> np.ndarray:
     source = sorted((shared_data / "images/hannover/png").glob("*.png"))[0]
     with Image.open(source) as image:
         return np.asarray(image.convert("L").resize(size, Image.Resampling.BICUBIC))
+
+
+def test_cache_png_is_lossless_and_no_larger_than_the_previous_encoding(shared_data: Path):
+    """The cache's PNG (level 1, run-length strategy) holds the same pixels as the previous
+    cache format (level 1, default strategy) and is not larger on real radiographs."""
+    for source in sorted((shared_data / "images/hannover/png").glob("*.png"))[:4]:
+        with Image.open(source) as image:
+            pixels = resize_shorter_side(np.asarray(image.convert("L")), 256)
+        previous = io.BytesIO()
+        Image.fromarray(pixels, "L").save(previous, format="PNG", compress_level=1)
+        data = png_bytes(pixels)
+        with Image.open(io.BytesIO(data)) as new, Image.open(previous) as old:
+            assert new.mode == old.mode == "L"
+            assert np.array_equal(np.asarray(new), np.asarray(old))
+            assert np.array_equal(np.asarray(new), pixels)
+        assert len(data) <= len(previous.getvalue())
 
 
 def test_large_jpeg_decodes_reduced_and_matches_the_full_decode(

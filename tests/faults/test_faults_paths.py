@@ -27,7 +27,7 @@ def manifest_row(image_id: str, image_cache: str) -> dict:
 def test_manifest_image_cache_outside_the_cache_is_refused(tmp_path, escape):
     path = tmp_path / "manifest.parquet"
     frame = pd.DataFrame([manifest_row("ok", "images/a.png"), manifest_row("evil", escape)])
-    write_manifest(frame, path)
+    write_manifest(frame, path, tmp_path)
     with pytest.raises(InputError, match=r"image evil: path .* outside its root"):
         read_manifest(path)
 
@@ -35,7 +35,7 @@ def test_manifest_image_cache_outside_the_cache_is_refused(tmp_path, escape):
 def test_manifest_with_relative_paths_reads(tmp_path):
     path = tmp_path / "manifest.parquet"
     write_manifest(pd.DataFrame([manifest_row("ok", "images/a.png"), manifest_row("x", "")]),
-                   path)
+                   path, tmp_path)
     assert list(read_manifest(path)["image_id"]) == ["ok", "x"]
 
 

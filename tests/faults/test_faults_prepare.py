@@ -14,7 +14,7 @@ from PIL import Image
 from safetensors import safe_open
 
 from clip2clinic.data.corpus import PreparedCorpus
-from clip2clinic.data.manifest import read_manifest, write_manifest
+from clip2clinic.data.manifest import dataset_root, read_manifest, write_manifest
 from clip2clinic.data.prepare import PrepareOptions, prepare
 from clip2clinic.io import InputError
 from clip2clinic.training.data import open_text_cache
@@ -80,6 +80,6 @@ def test_manifest_with_another_runs_text_cache_is_refused(prepared_copy):
     _, manifest = prepared_copy
     frame = read_manifest(manifest)
     frame.loc[0, "report"] = "A report from another prepare run."
-    write_manifest(pd.DataFrame(frame), manifest)
+    write_manifest(pd.DataFrame(frame), manifest, dataset_root(manifest))
     with pytest.raises(InputError, match="come from different prepare runs"):
         open_text_cache(manifest, "head")

@@ -12,6 +12,9 @@
       graph_nodes.json / .safetensors the graph node vocabulary and its features
       images/ or shards/              the resized image cache (paths in the manifest's
                                       ``image_cache`` column, relative to the cache folder)
+
+The manifest's ``image_path`` (the source image) is relative to the dataset root that its
+metadata records (:meth:`PreparedCorpus.source_paths`), so both folders can move.
       stages/                         prepare's resumable chunk results
 
 ``prepare`` writes it (:mod:`clip2clinic.data.prepare`); training and evaluation read it
@@ -90,6 +93,16 @@ class PreparedCorpus:
     def image_paths(self, frame: pd.DataFrame) -> list[Path]:
         """The cached image of every row of ``frame`` (rows of this corpus's manifest)."""
         return [self.image_path(p) for p in frame["image_cache"]]
+
+    def source_paths(self, frame: pd.DataFrame,
+                     root: str | os.PathLike | None = None) -> list[Path | None]:
+        """The source image (in the dataset, not the cache) of every row of ``frame``: its
+        ``image_path`` under ``root``, by default the dataset root recorded at ``prepare``
+        (give ``root`` when the dataset has moved); None where no file is listed."""
+        from clip2clinic.data.manifest import dataset_root, source_image_paths
+
+        return source_image_paths(frame, root if root is not None else
+                                  dataset_root(self.manifest))
 
     # --- contents --------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ only reads. See docs/manifest.md for the column meanings.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -19,13 +20,30 @@ from clip2clinic.io import InputError, atomic_path, check_inside_root
 from clip2clinic.observations import CHEXPERT_CLASSES
 from clip2clinic.vocabulary import SPLITS
 
-MANIFEST_VERSION = 2
-#: Versions this code reads: version 1 named the patient column ``subject_id`` (renamed on read).
-READABLE_VERSIONS = (1, 2)
+MANIFEST_VERSION = 3
+#: Versions this code reads: version 1 named the patient column ``subject_id`` (renamed on
+#: read); versions 1 and 2 hold absolute ``image_path`` values and record no dataset root.
+READABLE_VERSIONS = (1, 2, 3)
 _V1_NAMES = {"patient_id": "subject_id"}
+#: Table metadata key of the dataset root that relative ``image_path`` values are under.
+ROOT_KEY = b"clip2clinic_dataset_root"
+#: The value coding of the label columns, as their field metadata states it.
+LABEL_CODING = "1 positive, 0 negative, -1 uncertain, NaN not mentioned"
+_LABEL_METADATA = {b"classes": json.dumps(list(CHEXPERT_CLASSES)).encode(),
+                   b"coding": LABEL_CODING.encode()}  # fmt: skip
+
+
+def _labels_field(name: str) -> pa.Field:
+    """A label column: the 14 CheXpert values in CHEXPERT_CLASSES order, named in its
+    metadata (``classes``, a JSON list; ``coding``)."""
+    return pa.field(name, pa.list_(pa.float32(), len(CHEXPERT_CLASSES)),
+                    metadata=_LABEL_METADATA)
+
 
 #: Column name -> Arrow type. ``labels`` columns hold the 14 CheXpert values
-#: (1 positive, 0 negative, -1 uncertain, NaN not mentioned) in CHEXPERT_CLASSES order.
+#: (1 positive, 0 negative, -1 uncertain, NaN not mentioned) in CHEXPERT_CLASSES order;
+#: ``image_path`` is relative to the dataset root recorded under :data:`ROOT_KEY` (absolute
+#: only for an image outside that root).
 SCHEMA = pa.schema(
     [
         ("dataset", pa.string()),
@@ -38,10 +56,10 @@ SCHEMA = pa.schema(
         ("image_cache", pa.string()),
         ("report_raw", pa.string()),
         ("report", pa.string()),
-        ("labels", pa.list_(pa.float32(), len(CHEXPERT_CLASSES))),
+        _labels_field("labels"),
         ("chosen", pa.string()),
         ("hard_negative", pa.string()),
-        ("hard_negative_labels", pa.list_(pa.float32(), len(CHEXPERT_CLASSES))),
+        _labels_field("hard_negative_labels"),
         ("omitted", pa.string()),
         ("graph", pa.string()),
         ("hard_negative_graph", pa.string()),
@@ -54,15 +72,19 @@ SCHEMA = pa.schema(
 
 
 
-def write_manifest(frame: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Validate ``frame`` against :data:`SCHEMA` and write it atomically as Parquet."""
+def write_manifest(frame: pd.DataFrame, path: str | os.PathLike,
+                   dataset_root: str | os.PathLike) -> None:
+    """Validate ``frame`` against :data:`SCHEMA` and write it atomically as Parquet, recording
+    ``dataset_root`` (made absolute), which relative ``image_path`` values are under."""
     missing = [name for name in SCHEMA.names if name not in frame.columns]
     if missing:
         raise ValueError(f"manifest is missing column(s): {', '.join(missing)}")
     bad_splits = set(frame["split"]) - set(SPLITS)
     if bad_splits:
         raise ValueError(f"manifest has unknown split(s) {sorted(bad_splits)}; expected {SPLITS}")
-    table = pa.Table.from_pandas(frame[SCHEMA.names], schema=SCHEMA, preserve_index=False)
+    schema = SCHEMA.with_metadata({**SCHEMA.metadata,
+                                   ROOT_KEY: str(Path(dataset_root).absolute()).encode()})
+    table = pa.Table.from_pandas(frame[SCHEMA.names], schema=schema, preserve_index=False)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
 
@@ -88,6 +110,43 @@ def read_manifest(path: str | os.PathLike, split: str | None = None,
     check_inside_root(frame["image_cache"], f"{path}: column 'image_cache'",
                       rows=[f"image {i}" for i in frame["image_id"]])
     return frame
+
+
+def relative_image_paths(paths: pd.Series, root: str | os.PathLike) -> pd.Series:
+    """Source image paths as the manifest stores them: relative to ``root`` (POSIX
+    separators) where they lie under it, else absolute; "" where no file is listed."""
+    root = Path(root).absolute()
+
+    def relative(path: object) -> str:
+        if path is None or path != path or path == "":
+            return ""
+        path = Path(os.fspath(path)).absolute()
+        return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
+    return paths.map(relative).astype(str)
+
+
+def dataset_root(path: str | os.PathLike) -> Path | None:
+    """The dataset root a manifest recorded at ``prepare`` (None before version 3)."""
+    _version(Path(path))
+    root = (pq.read_schema(path).metadata or {}).get(ROOT_KEY)
+    return Path(root.decode()) if root else None
+
+
+def source_image_paths(frame: pd.DataFrame, root: str | os.PathLike | None) -> list[Path | None]:
+    """The source image of every row of ``frame`` (manifest rows): ``image_path`` joined to
+    ``root`` where relative, as it is where absolute (manifests before version 3), None where
+    no file is listed."""
+    paths: list[Path | None] = []
+    for value in frame["image_path"].fillna(""):
+        path = Path(value) if value else None
+        if path is not None and not path.is_absolute():
+            if root is None:
+                raise InputError(f"image_path {value!r} is relative and no dataset root is "
+                                 "known; give the dataset's root folder")
+            path = Path(root) / path
+        paths.append(path)
+    return paths
 
 
 def _version(path: Path) -> int:

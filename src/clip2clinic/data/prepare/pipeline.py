@@ -13,7 +13,7 @@ import pandas as pd
 
 from clip2clinic.data.corpus import TEXT_COLUMNS, PreparedCorpus, text_table
 from clip2clinic.data.datasets import open_dataset
-from clip2clinic.data.manifest import SCHEMA, write_manifest
+from clip2clinic.data.manifest import SCHEMA, relative_image_paths, write_manifest
 from clip2clinic.data.prepare.image_stage import run_image_stage
 from clip2clinic.data.prepare.report_stage import run_report_stage
 from clip2clinic.data.prepare.text_stage import run_text_stage
@@ -82,8 +82,8 @@ def _prepare(options: PrepareOptions, corpus: PreparedCorpus) -> dict[str, Any]:
     text_info = run_text_stage(texts, graphs, corpus, options.text_model, options.max_length,
                                options.text_features)
 
-    manifest = _manifest_frame(kept, studies, text_ids, options.dataset)
-    write_manifest(manifest, corpus.manifest)
+    manifest = _manifest_frame(kept, studies, text_ids, options.dataset, options.root)
+    write_manifest(manifest, corpus.manifest, options.root)
     report = _report(options, rows, manifest, text_info)
     write_text_atomic(json.dumps(report, indent=2), corpus.report_file)
     return report
@@ -108,7 +108,7 @@ def _studies(dataset) -> pd.DataFrame:
 
 
 def _manifest_frame(rows: pd.DataFrame, studies: pd.DataFrame, text_ids: dict[str, int],
-                    dataset: str) -> pd.DataFrame:
+                    dataset: str, root: str) -> pd.DataFrame:
     raw = dict(zip(studies["study_id"], studies["report_raw"], strict=True))
     out = pd.DataFrame({
         "dataset": dataset,
@@ -117,7 +117,7 @@ def _manifest_frame(rows: pd.DataFrame, studies: pd.DataFrame, text_ids: dict[st
         "image_id": rows["image_id"].astype(str),
         "split": rows["split"],
         "view": rows["view"].fillna("").astype(str),
-        "image_path": rows["path"].fillna("").astype(str),
+        "image_path": relative_image_paths(rows["path"], root),
         "image_cache": rows["image_cache"],
         "report_raw": rows["study_id"].map(raw),
         "report": rows["report"],

@@ -41,13 +41,20 @@ def save_tensors(tensors: dict[str, torch.Tensor], target: Path, metadata: dict)
                   metadata={k: str(v) for k, v in metadata.items()})
 
 
-def tokenize(texts: Sequence[str], text_model: str, max_length: int) -> dict[str, torch.Tensor]:
-    """Token ids and attention masks, padded to ``max_length`` (int32)."""
+def tokenize(texts: Sequence[str], text_model: str, max_length: int,
+             batch_size: int = 1024) -> dict[str, torch.Tensor]:
+    """Token ids and attention masks, padded to ``max_length`` (int32). Tokenised
+    ``batch_size`` texts at a time: a fast tokenizer's per-text encodings (tokens, offsets)
+    are many times the ids, and for the whole corpus at once they set prepare's peak memory."""
     tokenizer = load_tokenizer(text_model, download=True)
-    encoded = tokenizer(list(texts), truncation=True, max_length=max_length,
-                        padding="max_length", return_tensors="pt")
-    return {"input_ids": encoded["input_ids"].int(),
-            "attention_mask": encoded["attention_mask"].int()}
+    ids = torch.zeros(len(texts), max_length, dtype=torch.int32)
+    masks = torch.zeros(len(texts), max_length, dtype=torch.int32)
+    for start in range(0, len(texts), batch_size):
+        encoded = tokenizer(list(texts[start : start + batch_size]), truncation=True,
+                            max_length=max_length, padding="max_length", return_tensors="pt")
+        rows = slice(start, start + len(encoded["input_ids"]))
+        ids[rows], masks[rows] = encoded["input_ids"], encoded["attention_mask"]
+    return {"input_ids": ids, "attention_mask": masks}
 
 
 def run_text_stage(texts: pd.DataFrame, graphs: Iterable[dict], corpus: PreparedCorpus,
