@@ -81,3 +81,14 @@ def test_unknown_variants_and_bad_seed_counts_are_refused(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--variants", "nope"]) == 2
     assert "unknown variant" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_stage_lines_are_logged_whether_or_not_bars_are_drawn(tiny_demo, caplog):
+    """The stage lines are INFO log lines, so a batch job's log has them (bars are drawn only
+    on a terminal) and --quiet (WARNING level) hides them."""
+    out, _ = tiny_demo
+    with caplog.at_level("INFO", logger="clip2clinic.demo"):
+        run_demo(out, variants=["baseline", "n_g_dtcg"], size=TINY, progress=False)
+    stages = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[demo]")]
+    assert any("[1/5] phantom" in line for line in stages)
+    assert any(line.startswith("[demo] done in") for line in stages)

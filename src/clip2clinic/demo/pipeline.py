@@ -14,6 +14,7 @@ Sizes (:data:`FULL` and :data:`QUICK`) were chosen by timing each stage on the p
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -27,6 +28,8 @@ from clip2clinic.run_dir import RunDir
 
 if TYPE_CHECKING:
     import pandas as pd
+
+log = logging.getLogger(__name__)
 
 SUMMARY_NAME = "results_summary.csv"
 COMPARE_DIR = "compare_baseline"
@@ -52,10 +55,10 @@ QUICK = DemoSize(studies=600, phantom_image_size=160, image_size=128, epochs=5,
                  variants=("baseline", "n", "n_g_dtcg"))
 
 
-def say(message: str, progress: bool = True) -> None:
-    """A stage line on stdout (flushed, so it interleaves with the progress bars)."""
-    if progress:
-        print(f"[demo] {message}", flush=True)
+def say(message: str) -> None:
+    """A stage line, logged at INFO: shown in a terminal and in a batch job's log alike (the
+    progress bars are only drawn on a terminal); ``--quiet`` hides it."""
+    log.info("[demo] %s", message)
 
 
 #: The probes' grid of C in the demo: the standard grid without 1 and 10, whose fits take
@@ -133,12 +136,12 @@ def run_demo(out: str | os.PathLike, variants: Sequence[str] | None = None, quic
         return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
 
     say(f"{len(variants)} variant(s) x {seeds} seed(s): {', '.join(variants)}; "
-        f"{size.studies} phantom studies, {size.epochs} epochs each", progress)
-    say(f"[1/5] phantom ({size.studies} studies, {size.phantom_image_size} px)", progress)
+        f"{size.studies} phantom studies, {size.epochs} epochs each")
+    say(f"[1/5] phantom ({size.studies} studies, {size.phantom_image_size} px)")
     generate_phantom(out / "phantom", size.studies, size.phantom_image_size, seed=0,
                      workers=workers, progress=progress)
     say(f"[2/5] prepare ({size.image_size} px images, labels, hard negatives, graphs, text "
-        f"features)  [{elapsed()}]", progress)
+        f"features)  [{elapsed()}]")
     manifest = prepare_phantom(out / "phantom", out / "prepared" / "manifest.parquet",
                                size.image_size, workers)
     runs = [(variant, seed, out / "runs" / f"{variant}-seed{seed}")
@@ -146,19 +149,17 @@ def run_demo(out: str | os.PathLike, variants: Sequence[str] | None = None, quic
     overrides = [f"train.epochs={size.epochs}", f"data.batch_size={size.batch_size}",
                  *size.overrides]
     for number, (variant, seed, run_dir) in enumerate(runs, 1):
-        say(f"[3/5] train {number}/{len(runs)}: {variant} (seed {seed})  [{elapsed()}]", progress)
+        say(f"[3/5] train {number}/{len(runs)}: {variant} (seed {seed})  [{elapsed()}]")
         train_variant(manifest, run_dir, variant, seed, overrides, progress)
     for number, (variant, seed, run_dir) in enumerate(runs, 1):
         if RunDir(run_dir).evaluation.done:
             continue
-        say(f"[4/5] evaluate {number}/{len(runs)}: {variant} (seed {seed})  [{elapsed()}]",
-            progress)
+        say(f"[4/5] evaluate {number}/{len(runs)}: {variant} (seed {seed})  [{elapsed()}]")
         evaluate_run(run_dir, manifest, out / "embeddings", progress)
-    say(f"[5/5] paired differences from the baseline, summary and figures  [{elapsed()}]",
-        progress)
+    say(f"[5/5] paired differences from the baseline, summary and figures  [{elapsed()}]")
     comparison = compare_with_baseline(runs, out)
     summary = write_summary([run_dir for _, _, run_dir in runs], out, comparison)
-    say(f"done in {elapsed()}: {summary}", progress)
+    say(f"done in {elapsed()}: {summary}")
     return summary
 
 
