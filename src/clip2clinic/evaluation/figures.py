@@ -56,6 +56,17 @@ def _colours(variants: Sequence[str]) -> dict[str, tuple]:
             for i, v in enumerate(variants)}
 
 
+def _label_grid(axes, used: int, xlabel: str, ylabel: str) -> None:
+    """Hide the grid's panels past the first ``used``; label the bottom row's x axes and the
+    first column's y axes."""
+    for axis in list(axes.flat)[used:]:
+        axis.set_visible(False)
+    for axis in axes[-1]:
+        axis.set_xlabel(xlabel, fontsize=8)
+    for axis in axes[:, 0]:
+        axis.set_ylabel(ylabel, fontsize=8)
+
+
 def save_figure(figure, target: Path) -> None:
     """Write ``figure`` atomically (format from the suffix) and close it."""
     plt = _pyplot()
@@ -251,12 +262,7 @@ def plot_roc(curves: pd.DataFrame, target: Path) -> None:
         title = name if len(tasks) == 1 else f"{task.removeprefix('zeroshot_')}: {name}"
         axis.set_title(title, fontsize=9)
         axis.set_aspect("equal")
-    for axis in list(axes.flat)[len(panels):]:
-        axis.set_visible(False)
-    for axis in axes[-1]:
-        axis.set_xlabel("false positive rate", fontsize=8)
-    for axis in axes[:, 0]:
-        axis.set_ylabel("true positive rate", fontsize=8)
+    _label_grid(axes, len(panels), "false positive rate", "true positive rate")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", ncol=min(len(variants), 9),
                   fontsize=8, frameon=False)
@@ -308,12 +314,7 @@ def plot_training_curves(logs: pd.DataFrame, target: Path) -> None:
         handles, labels = axis.get_legend_handles_labels()
         unique = dict(zip(labels, handles, strict=True))
         axis.legend(unique.values(), unique.keys(), fontsize=7, frameon=False)
-    for axis in list(axes.flat)[len(variants):]:
-        axis.set_visible(False)
-    for axis in axes[-1]:
-        axis.set_xlabel("step", fontsize=8)
-    for axis in axes[:, 0]:
-        axis.set_ylabel("loss", fontsize=8)
+    _label_grid(axes, len(variants), "step", "loss")
     seeds = logs.groupby("variant")["run"].nunique().max()
     figure.suptitle("Training loss per logged step" + (" and validation loss per epoch"
                     if validation else "") + f" (logs/metrics.csv; {seeds} seed(s), one line "
