@@ -30,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--all-views", action="store_true",
                         help="MIMIC, CheXpert Plus: keep lateral views too (default: "
                         "frontal only)")
+    parser.add_argument("--reader-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="an option of the dataset reader, repeatable (e.g. chexpert_plus "
+                        "test=patients, chestxray14 test_list=FILE; docs/datasets.md)")
     parser.add_argument("--image-size", type=int, default=256,
                         help="shorter side of cached images (default 256)")
     parser.add_argument("--shards", action="store_true",
@@ -60,9 +63,10 @@ def _shard_size(args: argparse.Namespace) -> int | None:
 
 def run(args: argparse.Namespace) -> int:
     from clip2clinic.data.corpus import PreparedCorpus
+    from clip2clinic.data.datasets.options import parse_reader_options
     from clip2clinic.data.prepare import PrepareOptions, prepare  # torch: lazy
 
-    reader_options = {}
+    reader_options = parse_reader_options(args.reader_option, "prepare --reader-option")
     if args.reports_root:
         reader_options["reports_root"] = args.reports_root
     if args.all_views:

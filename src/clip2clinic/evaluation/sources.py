@@ -16,7 +16,6 @@ Task modules import this module for types only; it imports none of them.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -29,6 +28,7 @@ import pandas as pd
 
 from clip2clinic.data.corpus import PreparedCorpus
 from clip2clinic.data.datasets import READERS, open_dataset
+from clip2clinic.data.datasets.options import parse_reader_options
 from clip2clinic.data.datasets.rsna import rsna_ab_labels
 from clip2clinic.data.manifest import label_matrix, read_manifest
 from clip2clinic.evaluation.classwise import blank_as_negative
@@ -89,7 +89,8 @@ def parse_data(specs: Iterable[str]) -> DataSources:
         elif reader.lower() in READERS:
             sources.datasets[reader.lower()] = path
             if colon:
-                sources.dataset_options[reader.lower()] = parse_reader_options(spec, options)
+                sources.dataset_options[reader.lower()] = parse_reader_options([options],
+                                                                           f"--data {spec!r}")
         else:
             raise InputError(
                 f"--data {spec!r}: expected [NAME=]manifest.parquet, [NAME=]cxr_align.json or "
@@ -99,32 +100,6 @@ def parse_data(specs: Iterable[str]) -> DataSources:
         raise InputError("--data: give at least one prepared manifest or dataset root")
     _check_names([*named_manifests, *sources.datasets])
     return sources
-
-
-def parse_reader_options(spec: str, text: str) -> dict[str, Any]:
-    """``KEY=VALUE[,KEY=VALUE]`` reader options: integers and decimals as numbers, ``a|b`` as a
-    list, ``none`` as None, anything else as text (``siim:split=gloria``,
-    ``chestxray14:test_list=/data/probmed.txt``)."""
-    options: dict[str, Any] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"--data {spec!r}: reader option {item!r} is not KEY=VALUE")
-        options[key.strip()] = _option_value(value.strip())
-    return options
-
-
-def _option_value(value: str) -> Any:
-    if value.lower() == "none":
-        return None
-    if "|" in value:
-        return [v for v in value.split("|") if v]
-    for kind in (int, float):
-        try:
-            return kind(value)
-        except ValueError:
-            pass
-    return value
 
 
 def _check_names(names: Sequence[str]) -> None:
@@ -230,14 +205,9 @@ class ReaderData:
         way (class set, blank labels)."""
         protocol = protocol or PROTOCOLS["paper"]
         chosen = {**protocol.reader_options(name), **(options or {})}
-        takes = inspect.signature(READERS[name]).parameters
-        unknown = sorted(set(chosen) - set(takes) - {"root", "transform"})
-        if unknown:
-            raise InputError(f"--data {name}: the reader takes no option {unknown[0]!r}; it "
-                             f"takes {', '.join(sorted(set(takes) - {'root', 'transform'}))}")
         try:
             dataset = open_dataset(name, root, **chosen)
-        except ValueError as exc:  # a bad option value
+        except (ValueError, InputError) as exc:  # an unknown option or a bad value
             raise InputError(f"--data {name}: {exc}") from None
         frame = dataset.csv.reset_index(drop=True)
         present = frame["path"].notna().to_numpy()

@@ -236,3 +236,22 @@ def test_evaluate_scores_cxr_align_and_retrieval_on_chexpert(tiny_run, prepared_
         assert 0.0 <= metrics[f"{name}/chexpert"]["value"] <= 1.0
     cases = pd.read_parquet(out / "retrieval_chexpert_cases.parquet")
     assert set(cases["patient_id"]) == {f"patient{p:05d}" for p in VALID_PATIENTS}
+
+
+def test_prepare_takes_reader_options_from_the_command_line(tmp_path: Path, capsys) -> None:
+    """``--reader-option test=patients``: a seeded share of training patients is the test split
+    and the official valid set becomes validate; an unknown option names the ones taken."""
+    root = build_plus(tmp_path / "chexpert_plus")
+    out = tmp_path / "prepared" / "manifest.parquet"
+    common = ["prepare", "chexpert_plus", "--root", str(root), "--out", str(out),
+              "--image-size", "32", "--no-text-features", "--workers", "1"]  # fmt: skip
+    assert main([*common, "--reader-option", "test=patients"]) == 0
+    manifest = read_manifest(out)
+    valid = {f"patient{p:05d}" for p in VALID_PATIENTS}
+    patients = manifest["study_id"].str.split("/").str[0]
+    assert set(patients[manifest["split"] == "validate"]) == valid
+    assert not set(patients[manifest["split"] == "test"]) & valid
+    capsys.readouterr()
+    assert main([*common[:5], str(tmp_path / "other.parquet"), *common[6:],
+                 "--reader-option", "colour=blue"]) != 0
+    assert "reader 'chexpert_plus' takes no option 'colour'; it takes" in capsys.readouterr().err

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any
 
@@ -18,6 +19,7 @@ from clip2clinic.data.datasets.openi import OpenI
 from clip2clinic.data.datasets.rsna import RsnaPneumonia
 from clip2clinic.data.datasets.siim import SiimPneumothorax
 from clip2clinic.data.datasets.vindr import VinDrCxr
+from clip2clinic.io import InputError
 
 READERS: dict[str, type[XrayDataset]] = {
     "mimic": MimicCxr,
@@ -38,6 +40,11 @@ def open_dataset(name: str, root: str | os.PathLike, **options: Any) -> XrayData
         reader = READERS[name.lower()]
     except KeyError:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(READERS)}") from None
+    takes = sorted(set(inspect.signature(reader).parameters) - {"root", "transform"})
+    unknown = sorted(set(options) - set(takes))
+    if unknown:
+        raise InputError(f"reader {name!r} takes no option {unknown[0]!r}; it takes "
+                         f"{', '.join(takes)}")
     return reader(root, **options)
 
 
