@@ -52,3 +52,18 @@ def tiny_run(tiny_prepared_phantom: Path, tmp_path_factory: pytest.TempPathFacto
     folder = tmp_path_factory.mktemp("tiny_run")
     train(tiny_config(folder, tiny_prepared_phantom, "n", "train.epochs=1"))
     return folder / "run"
+
+
+@pytest.fixture
+def refused_connections(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Every outgoing socket connection is recorded and refused: the list of addresses tried."""
+    import socket
+
+    attempts: list = []
+
+    def refuse(self, address):
+        attempts.append(address)
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    return attempts

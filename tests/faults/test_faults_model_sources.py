@@ -4,7 +4,6 @@ an allocation of any size it likes."""
 from __future__ import annotations
 
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -46,18 +45,12 @@ def booby_trap(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture
-def no_network(monkeypatch) -> list:
-    """Every outgoing connection is recorded and refused."""
-    attempts: list = []
-
-    def refuse(self, address):
-        attempts.append(address)
-        raise OSError("network disabled in this test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
+def no_network(refused_connections, monkeypatch) -> list:
+    """Every outgoing connection is recorded and refused, with the offline switches unset (so
+    only clip2clinic's own checks stand between a request and the network)."""
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    return attempts
+    return refused_connections
 
 
 @pytest.mark.parametrize("source", ["package:evil.model", "package:evil"])

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 from pathlib import Path
 
 import huggingface_hub.constants
@@ -26,17 +25,10 @@ TEXTS = ["No pneumothorax.", "Small left pleural effusion."]
 
 
 @pytest.fixture
-def no_network(monkeypatch) -> list:
+def no_network(refused_connections, monkeypatch) -> list:
     """Every outgoing connection is recorded and refused; HF_HUB_OFFLINE is set."""
-    attempts: list = []
-
-    def refuse(self, address):
-        attempts.append(address)
-        raise OSError("network disabled in this test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return attempts
+    return refused_connections
 
 
 def hub_cache(root: Path, checkpoint: Path, repo_id: str = REPO_ID) -> Path:
