@@ -49,7 +49,7 @@ def run_loader(manifest: Path, image_size: int) -> None:
         Collate,
         EpochBatchSampler,
         ManifestDataset,
-        load_graph_nodes,
+        load_graphs,
         open_text_cache,
     )
 
@@ -57,7 +57,7 @@ def run_loader(manifest: Path, image_size: int) -> None:
                               augment={}, hard_negatives=True, graphs=True)  # fmt: skip
     sampler = EpochBatchSampler(len(dataset), 64, seed=0)
     loader = DataLoader(dataset, batch_sampler=sampler,
-                        collate_fn=Collate(load_graph_nodes(manifest)),
+                        collate_fn=Collate(load_graphs(manifest)),
                         generator=torch.Generator().manual_seed(0))  # fmt: skip
     for _ in loader:
         pass

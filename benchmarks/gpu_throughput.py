@@ -249,7 +249,7 @@ def loader_batches(manifest: Path, setup: Setup, size: int, workers: int):
         Collate,
         EpochBatchSampler,
         ManifestDataset,
-        load_graph_nodes,
+        load_graphs,
         open_text_cache,
     )
 
@@ -259,7 +259,7 @@ def loader_batches(manifest: Path, setup: Setup, size: int, workers: int):
                               hard_negatives=config.loss.hard_negatives,
                               graphs=config.loss.graph)  # fmt: skip
     sampler = EpochBatchSampler(len(dataset), size, seed=0)
-    nodes = load_graph_nodes(manifest) if config.loss.graph else None
+    nodes = load_graphs(manifest) if config.loss.graph else None
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=Collate(nodes),
                         num_workers=workers, pin_memory=setup.device.type == "cuda",
                         persistent_workers=workers > 0)  # fmt: skip

@@ -13,7 +13,12 @@ from safetensors import safe_open
 
 from clip2clinic.data.corpus import PreparedCorpus
 from clip2clinic.data.images import ImageLoadError, load_image
-from clip2clinic.data.manifest import LABEL_CODING, ROOT_KEY, dataset_root
+from clip2clinic.data.manifest import (
+    LABEL_CODING,
+    ROOT_KEY,
+    TEXTS_FINGERPRINT_KEY,
+    dataset_root,
+)
 from clip2clinic.data.prepare import PrepareOptions, prepare
 from clip2clinic.data.transforms import GREY
 from clip2clinic.evaluation.cxr_align import build_cxr_align
@@ -30,7 +35,8 @@ def test_prepare_writes_what_the_corpus_names(tiny_prepared_phantom):
     assert corpus.cache == tiny_prepared_phantom.with_name("manifest_cache")
     for path in (corpus.report_file, corpus.texts_file, corpus.text_info_file,
                  corpus.text_cache_file("input_ids"), corpus.text_cache_file("features"),
-                 corpus.graph_nodes_file, corpus.graph_node_features_file):
+                 corpus.graph_nodes_file, corpus.graph_node_features_file,
+                 corpus.graph_cache_file):
         assert path.is_file(), path
     report = corpus.report()
     assert report["images_cached"] == len(corpus.read())
@@ -38,6 +44,29 @@ def test_prepare_writes_what_the_corpus_names(tiny_prepared_phantom):
     assert all(path.is_file() for path in corpus.image_paths(test))
     with safe_open(str(corpus.text_cache_file("input_ids")), framework="pt") as handle:
         assert handle.metadata()["text_fingerprint"] == corpus.texts_fingerprint()
+
+
+def test_the_manifest_records_its_text_fingerprint(tiny_prepared_phantom, tmp_path):
+    corpus = PreparedCorpus(tiny_prepared_phantom)
+    recorded = pq.read_schema(corpus.manifest).metadata[TEXTS_FINGERPRINT_KEY].decode()
+    assert recorded == corpus.texts_fingerprint()
+    legacy = tmp_path / "manifest.parquet"  # written before the fingerprint was recorded
+    table = pq.read_table(corpus.manifest)
+    metadata = {k: v for k, v in table.schema.metadata.items() if k != TEXTS_FINGERPRINT_KEY}
+    pq.write_table(table.replace_schema_metadata(metadata), legacy)
+    assert PreparedCorpus(legacy).texts_fingerprint() == recorded  # computed from its texts
+
+
+def test_a_split_reads_the_same_batch_by_batch(tiny_prepared_phantom, monkeypatch):
+    from clip2clinic.data import manifest as manifest_module
+
+    whole = PreparedCorpus(tiny_prepared_phantom).read(split="train", columns=["text_id"])
+    monkeypatch.setattr(manifest_module, "_READ_BATCH_ROWS", 7)  # many batches, some empty
+    batched = PreparedCorpus(tiny_prepared_phantom).read(split="train", columns=["text_id"])
+    assert batched.equals(whole) and len(whole) > 7
+    assert list(whole.columns) == ["image_id", "image_cache", "text_id"]
+    everything = PreparedCorpus(tiny_prepared_phantom).read()
+    assert set(everything["split"]) == {"train", "validate", "test"}
 
 
 def test_an_unprepared_corpus_has_no_report(tmp_path):

@@ -10,14 +10,16 @@ import sys
 
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 from safetensors import safe_open
+from safetensors.torch import load_file
 
 from clip2clinic.data.corpus import PreparedCorpus
 from clip2clinic.data.manifest import dataset_root, read_manifest, write_manifest
 from clip2clinic.data.prepare import PrepareOptions, prepare
 from clip2clinic.io import InputError
-from clip2clinic.training.data import open_text_cache
+from clip2clinic.training.data import load_graphs, open_text_cache
 
 pytestmark = pytest.mark.faults
 
@@ -45,6 +47,9 @@ def test_damaged_cache_files_are_recreated_on_reuse(prepared_copy):
     chunk.write_bytes(b"not parquet")
     features = cache / "text_features.safetensors"
     features.write_bytes(features.read_bytes()[:1000])
+    graphs = PreparedCorpus(manifest).graph_cache_file  # as in a corpus prepared before it
+    packed = load_file(str(graphs))
+    graphs.unlink()
 
     prepare(options(root, manifest))
 
@@ -56,6 +61,10 @@ def test_damaged_cache_files_are_recreated_on_reuse(prepared_copy):
     with safe_open(str(features), framework="pt") as handle:
         assert handle.get_slice("features").get_shape()[0] > 0
     open_text_cache(manifest, "head")
+    remade = load_file(str(graphs))  # made again, the same
+    assert remade.keys() == packed.keys()
+    assert all(torch.equal(remade[name], packed[name]) for name in packed)
+    load_graphs(manifest)
 
 
 def test_a_second_prepare_on_the_same_out_fails_clearly(prepared_copy):

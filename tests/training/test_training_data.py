@@ -20,7 +20,7 @@ from clip2clinic.training.data import (
     Collate,
     EpochBatchSampler,
     ManifestDataset,
-    load_graph_nodes,
+    load_graphs,
     open_text_cache,
 )
 
@@ -44,8 +44,7 @@ def test_items_carry_the_cached_texts_labels_and_graphs(tiny_prepared_phantom):
     assert torch.equal(item["text_neg"], cache["features"][row["hard_negative_text_id"]])
     expected = clinical_vectors(label_matrix(frame.iloc[[3]]), 0.5)[0]
     assert torch.equal(item["clinical"], torch.from_numpy(expected))
-    assert item["graph"] == json.loads(row["graph"])
-    assert item["graph_neg"] == json.loads(row["hard_negative_graph"])
+    assert (item["graph"], item["graph_neg"]) == (row["text_id"], row["hard_negative_text_id"])
     plain = dataset(manifest, hard_negatives=False, graphs=False)[3]
     assert set(plain) == {"index", "pixels", "text", "text_mask", "clinical"}
 
@@ -63,12 +62,15 @@ def test_augmentation_depends_on_seed_epoch_and_index_only(tiny_prepared_phantom
 def test_collate_orders_originals_then_negatives_and_trims_padding(tiny_prepared_phantom):
     manifest = tiny_prepared_phantom
     data = dataset(manifest)
-    vocab, table = load_graph_nodes(manifest)
+    graph_cache = load_graphs(manifest)
+    nodes = json.loads(PreparedCorpus(manifest).graph_nodes_file.read_text())
+    vocab = {name: row for row, name in enumerate(nodes)}
+
     def longest(item):
         return int(max(item["text_mask"].sum(), item["text_neg_mask"].sum()))
 
     items = sorted((data[i] for i in range(len(data))), key=longest)[:3]  # short texts
-    batch = Collate((vocab, table))(items)
+    batch = Collate(graph_cache)(items)
     assert batch.size == 3 and batch.hard_negatives
     assert batch.pixels.shape == (3, 1, 32, 32)
     length = batch.text.shape[1]
@@ -79,10 +81,15 @@ def test_collate_orders_originals_then_negatives_and_trims_padding(tiny_prepared
         assert torch.equal(batch.text[row], item["text"][:length])
         assert torch.equal(batch.text[3 + row], item["text_neg"][:length])
         assert torch.equal(batch.clinical_neg[row], item["clinical_neg"])
-    graphs = [i["graph"] for i in items] + [i["graph_neg"] for i in items]
-    expected = graphs_to_batch(graphs, vocab, table)
+    frame = read_manifest(manifest, split="train").set_index("text_id")
+    negatives = read_manifest(manifest, split="train").set_index("hard_negative_text_id")
+    graphs = ([json.loads(frame.loc[[i["graph"]], "graph"].iloc[0]) for i in items]
+              + [json.loads(negatives.loc[[i["graph_neg"]], "hard_negative_graph"].iloc[0])
+                 for i in items])  # fmt: skip
+    expected = graphs_to_batch(graphs, vocab, graph_cache.node_table)  # from the manifest's JSON
     assert batch.graphs.num_graphs == 6 and torch.equal(batch.graphs.x, expected.x)
-    assert torch.equal(batch.graphs.batch, expected.batch)
+    for name in ("batch", "entity_type", "node_index", "edge_index"):
+        assert torch.equal(getattr(batch.graphs, name), getattr(expected, name)), name
 
 
 def test_full_mode_reads_token_ids(tiny_prepared_phantom):
@@ -125,8 +132,8 @@ def test_missing_caches_are_named(tiny_prepared_phantom, tmp_path):
         read_manifest(tmp_path / "none.parquet")
     with pytest.raises(InputError, match="text_features.safetensors: missing"):
         open_text_cache(tmp_path / "manifest.parquet", "head")
-    with pytest.raises(InputError, match="graph node cache"):
-        load_graph_nodes(tmp_path / "manifest.parquet")
+    with pytest.raises(InputError, match="graph cache"):
+        load_graphs(tmp_path / "manifest.parquet")
     with pytest.raises(InputError, match="no rows in split 'nosuch'"):
         dataset(tiny_prepared_phantom, split="nosuch")
 
@@ -158,7 +165,7 @@ def test_loading_never_runs_the_report_pipeline(tiny_prepared_phantom, monkeypat
                         (frozen_text.FrozenTextEncoder, "__init__")]:  # fmt: skip
         monkeypatch.setattr(owner, name, forbidden)
     manifest = tiny_prepared_phantom
-    nodes = load_graph_nodes(manifest)
+    nodes = load_graphs(manifest)
     for mode in ("head", "full"):
         data = dataset(manifest, mode=mode)
         sampler = EpochBatchSampler(len(data), 8, seed=0)

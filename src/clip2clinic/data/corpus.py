@@ -10,6 +10,7 @@
       text_features.safetensors       the frozen model's token features (the text head)
       text_cache.json                 what the text caches were made with
       graph_nodes.json / .safetensors the graph node vocabulary and its features
+      graphs.safetensors              every text's report graph, packed (data.graph_cache)
       images/ or shards/              the resized image cache (paths in the manifest's
                                       ``image_cache`` column, relative to the cache folder)
 
@@ -85,6 +86,11 @@ class PreparedCorpus:
     def graph_node_features_file(self) -> Path:
         return self.cache / "graph_nodes.safetensors"
 
+    @property
+    def graph_cache_file(self) -> Path:
+        """Every text's report graph, packed (:mod:`clip2clinic.data.graph_cache`)."""
+        return self.cache / "graphs.safetensors"
+
     def image_path(self, image_cache: str) -> Path:
         """The cached image a manifest's ``image_cache`` value names (a PNG, or a
         ``SHARD.tar#KEY.png`` member)."""
@@ -115,7 +121,14 @@ class PreparedCorpus:
 
     def texts_fingerprint(self) -> str:
         """The fingerprint of this manifest's text table: a text cache made for it carries it
-        (caches of two ``prepare`` runs mixed would point every text id at the wrong report)."""
+        (caches of two ``prepare`` runs mixed would point every text id at the wrong report).
+        Read from the manifest's metadata; computed from its texts for a manifest written
+        before it was recorded."""
+        from clip2clinic.data.manifest import recorded_texts_fingerprint
+
+        recorded = recorded_texts_fingerprint(self.manifest)
+        if recorded is not None:
+            return recorded
         columns = pd.read_parquet(self.manifest, columns=list(TEXT_COLUMNS))
         return texts_fingerprint(text_table(pd.concat([columns[c] for c in TEXT_COLUMNS]))["text"])
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from clip2clinic.io import InputError, atomic_path, check_inside_root
@@ -27,6 +28,10 @@ READABLE_VERSIONS = (1, 2, 3)
 _V1_NAMES = {"patient_id": "subject_id"}
 #: Table metadata key of the dataset root that relative ``image_path`` values are under.
 ROOT_KEY = b"clip2clinic_dataset_root"
+#: Table metadata key of the fingerprint of the manifest's text table (see
+#: :func:`clip2clinic.data.corpus.texts_fingerprint`), recorded so a reader checks a text
+#: cache without reading every text.
+TEXTS_FINGERPRINT_KEY = b"clip2clinic_texts_fingerprint"
 #: The value coding of the label columns, as their field metadata states it.
 LABEL_CODING = "1 positive, 0 negative, -1 uncertain, NaN not mentioned"
 _LABEL_METADATA = {b"classes": json.dumps(list(CHEXPERT_CLASSES)).encode(),
@@ -75,18 +80,27 @@ SCHEMA = pa.schema(
 def write_manifest(frame: pd.DataFrame, path: str | os.PathLike,
                    dataset_root: str | os.PathLike) -> None:
     """Validate ``frame`` against :data:`SCHEMA` and write it atomically as Parquet, recording
-    ``dataset_root`` (made absolute), which relative ``image_path`` values are under."""
+    ``dataset_root`` (made absolute), which relative ``image_path`` values are under, and the
+    fingerprint of the text table (:data:`TEXTS_FINGERPRINT_KEY`)."""
+    from clip2clinic.data.corpus import TEXT_COLUMNS, text_table, texts_fingerprint
+
     missing = [name for name in SCHEMA.names if name not in frame.columns]
     if missing:
         raise ValueError(f"manifest is missing column(s): {', '.join(missing)}")
     bad_splits = set(frame["split"]) - set(SPLITS)
     if bad_splits:
         raise ValueError(f"manifest has unknown split(s) {sorted(bad_splits)}; expected {SPLITS}")
+    texts = text_table(pd.concat([frame[column] for column in TEXT_COLUMNS]))["text"]
     schema = SCHEMA.with_metadata({**SCHEMA.metadata,
-                                   ROOT_KEY: str(Path(dataset_root).absolute()).encode()})
+                                   ROOT_KEY: str(Path(dataset_root).absolute()).encode(),
+                                   TEXTS_FINGERPRINT_KEY: texts_fingerprint(texts).encode()})
     table = pa.Table.from_pandas(frame[SCHEMA.names], schema=schema, preserve_index=False)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
+
+
+#: Rows per record batch when a manifest is read.
+_READ_BATCH_ROWS = 4096
 
 
 def read_manifest(path: str | os.PathLike, split: str | None = None,
@@ -102,8 +116,7 @@ def read_manifest(path: str | os.PathLike, split: str | None = None,
     if columns is not None:
         columns = [names.get(c, c) for c in dict.fromkeys(["image_id", "image_cache", *columns])]
     try:
-        table = pq.read_table(path, columns=columns,
-                              filters=[("split", "=", split)] if split else None)
+        table = _read_table(path, columns, split)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"{path}: not a readable Parquet manifest ({exc})") from None
     frame = table.to_pandas().rename(columns={old: new for new, old in names.items()})
@@ -126,11 +139,35 @@ def relative_image_paths(paths: pd.Series, root: str | os.PathLike) -> pd.Series
     return paths.map(relative).astype(str)
 
 
+def _read_table(path: Path, columns: list[str] | None, split: str | None) -> pa.Table:
+    """The manifest's ``columns`` (all by default) of the rows of ``split`` (all by default),
+    read in record batches and filtered batch by batch: the peak memory is the result plus one
+    batch, not every split's rows of those columns at once."""
+    parquet = pq.ParquetFile(path)
+    wanted = columns if columns is not None else parquet.schema_arrow.names
+    read = wanted if split is None or "split" in wanted else [*wanted, "split"]
+    batches = []
+    for batch in parquet.iter_batches(batch_size=_READ_BATCH_ROWS, columns=read):
+        if split is not None:
+            batch = batch.filter(pc.equal(batch.column("split"), split))
+        batches.append(batch.select(wanted))
+    schema = pa.schema([parquet.schema_arrow.field(name) for name in wanted],
+                       metadata=parquet.schema_arrow.metadata)
+    return pa.Table.from_batches(batches, schema=schema)
+
+
 def dataset_root(path: str | os.PathLike) -> Path | None:
     """The dataset root a manifest recorded at ``prepare`` (None before version 3)."""
     _version(Path(path))
     root = (pq.read_schema(path).metadata or {}).get(ROOT_KEY)
     return Path(root.decode()) if root else None
+
+
+def recorded_texts_fingerprint(path: str | os.PathLike) -> str | None:
+    """The text-table fingerprint a manifest recorded when written (None for manifests written
+    before it was recorded)."""
+    value = (pq.read_schema(path).metadata or {}).get(TEXTS_FINGERPRINT_KEY)
+    return value.decode() if value else None
 
 
 def source_image_paths(frame: pd.DataFrame, root: str | os.PathLike | None) -> list[Path | None]:

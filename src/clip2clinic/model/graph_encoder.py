@@ -31,21 +31,14 @@ def _entities(graph: Any, where: str) -> Mapping[str, Mapping[str, Any]]:
     return entities
 
 
-def graph_to_data(
-    graph: Mapping[str, Any],
-    vocab: Mapping[str, int],
-    node_table: torch.Tensor,
-    where: str = "graph",
-) -> Data:
-    """One report graph as a ``Data`` with ``x`` (node text features), ``entity_type``,
-    ``node_index`` (vocabulary rows) and undirected ``edge_index``.
+def graph_arrays(graph: Mapping[str, Any], vocab: Mapping[str, int], where: str = "graph"
+                 ) -> tuple[list[int], list[int], list[tuple[int, int]]]:
+    """One report graph as its nodes' ``vocab`` rows, their entity types (index into
+    :data:`LABELS`) and its relations as ``(source, target)`` node positions.
 
     Raises ValueError naming ``where`` and the entity for an unknown label, an entity text not
     in ``vocab``, or a relation to a missing entity.
     """
-    from torch_geometric.data import Data
-    from torch_geometric.utils import to_undirected
-
     entities = _entities(graph, where)
     position = {entity_id: i for i, entity_id in enumerate(entities)}
     node_index, entity_type, edges = [], [], []
@@ -66,16 +59,40 @@ def graph_to_data(
                     f"{where}, entity {entity_id}: relation {relation!r} has no target entity"
                 )
             edges.append((position[entity_id], position[target]))
+    return node_index, entity_type, edges
+
+
+def graph_data(node_index: torch.Tensor, entity_type: torch.Tensor, edges: torch.Tensor,
+               node_table: torch.Tensor) -> Data:
+    """A graph's ``Data`` from its node rows of ``node_table`` and entity types (N), and its
+    relations (E x 2 node positions): ``x`` (node text features), ``entity_type``,
+    ``node_index`` and the undirected ``edge_index``."""
+    from torch_geometric.data import Data
+    from torch_geometric.utils import to_undirected
+
     num_nodes = len(node_index)
-    edge_index = torch.tensor(edges, dtype=torch.long).reshape(-1, 2).t()
-    index = torch.tensor(node_index, dtype=torch.long)
+    index = node_index.long()
     return Data(
         x=node_table.index_select(0, index),
-        entity_type=torch.tensor(entity_type, dtype=torch.long),
+        entity_type=entity_type.long(),
         node_index=index,
-        edge_index=to_undirected(edge_index, num_nodes=num_nodes),
+        edge_index=to_undirected(edges.long().reshape(-1, 2).t(), num_nodes=num_nodes),
         num_nodes=num_nodes,
     )
+
+
+def graph_to_data(
+    graph: Mapping[str, Any],
+    vocab: Mapping[str, int],
+    node_table: torch.Tensor,
+    where: str = "graph",
+) -> Data:
+    """One report graph as a ``Data`` (see :func:`graph_data`; errors as
+    :func:`graph_arrays`)."""
+    node_index, entity_type, edges = graph_arrays(graph, vocab, where)
+    return graph_data(torch.tensor(node_index, dtype=torch.long),
+                      torch.tensor(entity_type, dtype=torch.long),
+                      torch.tensor(edges, dtype=torch.long), node_table)
 
 
 def graphs_to_batch(

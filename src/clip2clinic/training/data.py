@@ -17,7 +17,6 @@ extractor or a tokenizer.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,6 +30,7 @@ from safetensors import SafetensorError, safe_open
 from torch.utils.data import Dataset, Sampler
 
 from clip2clinic.data.corpus import PreparedCorpus
+from clip2clinic.data.graph_cache import GraphCache
 from clip2clinic.data.images import ImageLoadError, decode_image, load_image
 from clip2clinic.data.manifest import label_matrix, read_manifest
 from clip2clinic.data.transforms import (
@@ -42,7 +42,7 @@ from clip2clinic.data.transforms import (
 )
 from clip2clinic.io import InputError
 from clip2clinic.losses import DEFAULT_CLINICAL_ENCODING, clinical_vectors
-from clip2clinic.model import TEXT_TOWERS, graphs_to_batch
+from clip2clinic.model import TEXT_TOWERS
 
 if TYPE_CHECKING:
     from torch_geometric.data import Batch
@@ -113,20 +113,26 @@ def open_text_cache(manifest: str | os.PathLike, text_mode: str) -> TextCache:
     return text_cache
 
 
-def load_graph_nodes(manifest: str | os.PathLike) -> tuple[dict[str, int], torch.Tensor]:
-    """The graph node vocabulary (entity text → row) and node-feature table of a manifest."""
+def load_graphs(manifest: str | os.PathLike) -> GraphCache:
+    """The prepared report graphs of a manifest (packed, by text id) and their node table;
+    raises InputError when they are missing, unreadable or made for other texts."""
     corpus = PreparedCorpus(manifest)
     cache = corpus.cache
     try:
-        nodes = json.loads(corpus.graph_nodes_file.read_text(encoding="utf-8"))
         with safe_open(str(corpus.graph_node_features_file), framework="pt") as handle:
             table = handle.get_tensor("embeddings").float()
+        with safe_open(str(corpus.graph_cache_file), framework="pt") as handle:
+            made_for = (handle.metadata() or {}).get("text_fingerprint")
+            packed = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+        graphs = GraphCache(packed, table, str(corpus.graph_cache_file))
     except (OSError, ValueError, SafetensorError) as exc:
-        raise InputError(f"{cache}: cannot read the graph node cache ({exc}); re-run prepare") \
+        raise InputError(f"{cache}: cannot read the graph cache ({exc}); re-run prepare") \
             from None
-    if len(nodes) != len(table):
-        raise InputError(f"{cache}: {len(nodes)} graph nodes but {len(table)} embeddings")
-    return {name: row for row, name in enumerate(nodes)}, table
+    if made_for != corpus.texts_fingerprint():
+        raise InputError(f"{corpus.graph_cache_file}: made for other texts than {manifest} "
+                         "(the manifest and its cache come from different prepare runs); "
+                         "re-run `clip2clinic prepare`")
+    return graphs
 
 
 class ManifestDataset(Dataset):
@@ -157,7 +163,6 @@ class ManifestDataset(Dataset):
     ):
         columns = ["text_id", "labels"]
         columns += ["hard_negative_text_id", "hard_negative_labels"] if hard_negatives else []
-        columns += ["graph", "hard_negative_graph"] if graphs else []
         frame = read_manifest(manifest, split=split, columns=columns)
         if len(frame) == 0:
             raise InputError(f"{manifest}: no rows in split {split!r}")
@@ -172,9 +177,6 @@ class ManifestDataset(Dataset):
             self.neg_text_ids = self._text_ids(frame, "hard_negative_text_id")
             self.clinical_neg = clinical_vectors(label_matrix(frame, "hard_negative_labels"),
                                                  uncertain, clinical_encoding)
-        if graphs:
-            self.graph_json = frame["graph"].tolist()
-            self.neg_graph_json = frame["hard_negative_graph"].tolist()
         if augment is None:
             self.transform = EvalTransform(image_size, normalization)
         else:
@@ -231,10 +233,10 @@ class ManifestDataset(Dataset):
                 int(self.neg_text_ids[index])
             )
             item["clinical_neg"] = torch.from_numpy(self.clinical_neg[index])
-        if self.graphs:
-            item["graph"] = json.loads(self.graph_json[index])
+        if self.graphs:  # a text's graph is cached under its text id
+            item["graph"] = int(self.text_ids[index])
             if self.hard_negatives:
-                item["graph_neg"] = json.loads(self.neg_graph_json[index])
+                item["graph_neg"] = int(self.neg_text_ids[index])
         return item
 
 
@@ -279,12 +281,12 @@ class TrainBatch:
 class Collate:
     """Stack :class:`ManifestDataset` items into a :class:`TrainBatch`.
 
-    ``graph_nodes`` (vocabulary, node table) is needed when the items carry graphs. Items that
-    are None (unreadable images) are left out and counted in ``dropped``.
+    ``graphs`` (:func:`load_graphs`) is needed when the items carry graphs. Items that are
+    None (unreadable images) are left out and counted in ``dropped``.
     """
 
-    def __init__(self, graph_nodes: tuple[dict[str, int], torch.Tensor] | None = None):
-        self.graph_nodes = graph_nodes
+    def __init__(self, graphs: GraphCache | None = None):
+        self.graphs = graphs
 
     def __call__(self, sampled: Sequence[dict[str, Any] | None]) -> TrainBatch:
         items = [item for item in sampled if item is not None]
@@ -302,12 +304,12 @@ class Collate:
         length = int(used.max()) + 1 if len(used) else 1
         graphs = None
         if "graph" in items[0]:
-            if self.graph_nodes is None:
-                raise ValueError("items carry graphs but Collate has no graph_nodes")
-            report_graphs = [item["graph"] for item in items]
+            if self.graphs is None:
+                raise ValueError("items carry graphs but Collate has no graph cache")
+            text_ids = [item["graph"] for item in items]
             if hard_negatives:
-                report_graphs += [item["graph_neg"] for item in items]
-            graphs = graphs_to_batch(report_graphs, *self.graph_nodes)
+                text_ids += [item["graph_neg"] for item in items]
+            graphs = self.graphs.batch(text_ids)
         return TrainBatch(
             size=len(items),
             pixels=torch.stack([item["pixels"] for item in items]),

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from clip2clinic.configs import named_config
+from clip2clinic.data.graph_cache import GraphCache
 from clip2clinic.data.images import ImageLoadError, load_image
 from clip2clinic.data.manifest import split_sizes
 from clip2clinic.data.transforms import Normalization
@@ -53,7 +54,7 @@ from clip2clinic.training.data import (
     TextCache,
     TrainBatch,
     epoch_seed,
-    load_graph_nodes,
+    load_graphs,
     open_text_cache,
 )
 from clip2clinic.training.objective import Objective
@@ -255,13 +256,13 @@ class Trainer:
         config, accelerator = self.config, self.accelerator
         text_cache = open_text_cache(config.data.manifest, config.model.text.mode)
         check_text_model(config, text_cache)
-        graph_nodes = load_graph_nodes(config.data.manifest) if config.loss.graph else None
-        node_dim = None if graph_nodes is None else int(graph_nodes[1].shape[1])
+        graphs = load_graphs(config.data.manifest) if config.loss.graph else None
+        node_dim = None if graphs is None else int(graphs.node_table.shape[1])
         if resume_from is None:
             model = build_model(config, node_dim)
         else:
             model = ClinicCLIP.from_pretrained(resume_from)
-        check_caches(model, text_cache, None if graph_nodes is None else graph_nodes[1])
+        check_caches(model, text_cache, None if graphs is None else graphs.node_table)
         if config.train.gradient_checkpointing:
             log.info("gradient checkpointing in %s", model.gradient_checkpointing_enable())
 
@@ -277,7 +278,7 @@ class Trainer:
         if is_sharded(self.dataset):  # prepare --shards: read shard by shard
             stream = ShardStream(self.dataset, config.train.seed, accelerator.process_index,
                                  accelerator.num_processes)  # fmt: skip
-            self.loader = ShardLoader(stream, config.data.batch_size, Collate(graph_nodes),
+            self.loader = ShardLoader(stream, config.data.batch_size, Collate(graphs),
                                       config.data.num_workers,
                                       torch.Generator().manual_seed(config.train.seed))
             self.sampler = self.loader  # the same batches_per_epoch / set_epoch interface
@@ -285,8 +286,8 @@ class Trainer:
             self.sampler = EpochBatchSampler(len(self.dataset), config.data.batch_size,
                                              config.train.seed, accelerator.process_index,
                                              accelerator.num_processes)  # fmt: skip
-            self.loader = self._loader(self.dataset, self.sampler, graph_nodes)
-        self.validation = self._validation_loader(model, text_cache, graph_nodes)
+            self.loader = self._loader(self.dataset, self.sampler, graphs)
+        self.validation = self._validation_loader(model, text_cache, graphs)
         self.total_steps = config.train.epochs * self.sampler.batches_per_epoch
         optimizer = torch.optim.AdamW(parameter_groups(model, config),
                                       betas=tuple(config.optim.betas), eps=config.optim.eps)
@@ -300,9 +301,9 @@ class Trainer:
         self.last_checkpoint = resume_from
 
     def _loader(self, dataset: ManifestDataset, sampler: EpochBatchSampler,
-                graph_nodes: tuple[dict[str, int], torch.Tensor] | None) -> DataLoader:
+                graphs: GraphCache | None) -> DataLoader:
         return DataLoader(
-            dataset, batch_sampler=sampler, collate_fn=Collate(graph_nodes),
+            dataset, batch_sampler=sampler, collate_fn=Collate(graphs),
             num_workers=self.config.data.num_workers,
             pin_memory=self.accelerator.device.type == "cuda",
             # worker seeds come from this generator, never from the global one, so building
@@ -311,7 +312,7 @@ class Trainer:
         )
 
     def _validation_loader(self, model: ClinicCLIP, text_cache: TextCache,
-                           graph_nodes: tuple[dict[str, int], torch.Tensor] | None,
+                           graphs: GraphCache | None,
                            ) -> DataLoader | None:
         """Batches of the validation split (fixed order, no augmentation, the training batch
         size or the whole split when smaller; the incomplete tail left out), or None when
@@ -333,7 +334,7 @@ class Trainer:
         size = min(config.data.batch_size, rows - rows % world)
         sampler = EpochBatchSampler(rows, size, config.train.seed, self.accelerator.process_index,
                                     world)
-        return self._loader(dataset, sampler, graph_nodes)
+        return self._loader(dataset, sampler, graphs)
 
     def _restore(self, folder: Path) -> None:
         state_dir = folder / ckpt.STATE_DIR

@@ -74,19 +74,33 @@ def _prepare(options: PrepareOptions, corpus: PreparedCorpus) -> dict[str, Any]:
 
     rows = frame.merge(images, on="image_id", how="left", validate="one_to_one")
     rows = rows.merge(reports, on="study_id", how="left", validate="many_to_one")
+    del frame, images, reports  # joined: the corpus is held once, as ``rows``
+    skipped = rows.loc[rows["image_cache"] == "", ["image_id", "path", "skip_reason"]]
+    listed = len(rows)
     kept = rows[rows["image_cache"] != ""].reset_index(drop=True)
+    del rows  # only the cached images go on
     texts = text_table(pd.concat([kept[column] for column in TEXT_COLUMNS]))
     text_ids = dict(zip(texts["text"], texts["text_id"], strict=True))
-    # parsed one at a time as the node vocabulary is built: never all at once
-    graphs = (json.loads(g) for g in pd.concat([kept["graph"], kept["hard_negative_graph"]]))
-    text_info = run_text_stage(texts, graphs, corpus, options.text_model, options.max_length,
-                               options.text_features)
+    text_info = run_text_stage(texts, _graph_per_text(kept, texts), corpus, options.text_model,
+                               options.max_length, options.text_features)
 
     manifest = _manifest_frame(kept, studies, text_ids, options.dataset, options.root)
     write_manifest(manifest, corpus.manifest, options.root)
-    report = _report(options, rows, manifest, text_info)
+    report = _report(options, listed, skipped, manifest, text_info)
     write_text_atomic(json.dumps(report, indent=2), corpus.report_file)
     return report
+
+
+def _graph_per_text(rows: pd.DataFrame, texts: pd.DataFrame) -> list[str]:
+    """The graph JSON of each text of ``texts`` in ``text_id`` order: a report's ``graph`` or a
+    hard negative's ``hard_negative_graph`` (the graph of a text is the same wherever it
+    appears); "" for a text that is neither (an omitted report only)."""
+    graph_of: dict[str, str] = {}
+    for text_column, graph_column in (("report", "graph"),
+                                      ("hard_negative", "hard_negative_graph")):
+        for text, graph in zip(rows[text_column], rows[graph_column], strict=True):
+            graph_of.setdefault(text, graph)
+    return [graph_of.get(text, "") for text in texts["text"]]
 
 
 def _studies(dataset) -> pd.DataFrame:
@@ -136,15 +150,16 @@ def _manifest_frame(rows: pd.DataFrame, studies: pd.DataFrame, text_ids: dict[st
     return out[SCHEMA.names]
 
 
-def _report(options: PrepareOptions, rows: pd.DataFrame, manifest: pd.DataFrame,
-            text_info: dict[str, int]) -> dict[str, Any]:
-    skipped = rows[rows["image_cache"] == ""]
+def _report(options: PrepareOptions, listed: int, skipped: pd.DataFrame,
+            manifest: pd.DataFrame, text_info: dict[str, int]) -> dict[str, Any]:
+    """What prepare did: ``listed`` images, the ``skipped`` ones (``image_id``, ``path``,
+    ``skip_reason``), the manifest written and the text stage's counts."""
     studies = manifest.drop_duplicates("study_id")
     labels = np.stack(manifest["labels"].to_numpy()) if len(manifest) else np.zeros((0, 14))
     return {
         "prepare_version": PREPARE_VERSION,
         "options": asdict(options),
-        "images_listed": int(len(rows)),
+        "images_listed": int(listed),
         "images_cached": int(len(manifest)),
         "images_skipped": int(len(skipped)),
         "skip_reasons": skipped["skip_reason"].value_counts().to_dict(),

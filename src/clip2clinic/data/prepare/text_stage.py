@@ -7,14 +7,15 @@
 - ``text_features.safetensors`` (optional): the frozen text model's token features (float16,
   T×L×H) and masks, for the embedded preset's text head;
 - ``graph_nodes.json`` + ``graph_nodes.safetensors``: the graph node vocabulary (distinct
-  entity texts) and the frozen text model's embedding of each (the GCN's node features).
+  entity texts) and the frozen text model's embedding of each (the GCN's node features);
+- ``graphs.safetensors``: each text's report graph, packed (:mod:`clip2clinic.data.graph_cache`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +26,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from clip2clinic.data.corpus import PreparedCorpus, texts_fingerprint
+from clip2clinic.data.graph_cache import pack_graphs
 from clip2clinic.io import atomic_path, write_text_atomic
 from clip2clinic.model.frozen_text import FrozenTextEncoder
 from clip2clinic.model.towers import load_tokenizer
@@ -57,9 +59,10 @@ def tokenize(texts: Sequence[str], text_model: str, max_length: int,
     return {"input_ids": ids, "attention_mask": masks}
 
 
-def run_text_stage(texts: pd.DataFrame, graphs: Iterable[dict], corpus: PreparedCorpus,
+def run_text_stage(texts: pd.DataFrame, graphs: Sequence[str], corpus: PreparedCorpus,
                    text_model: str, max_length: int, features: bool) -> dict[str, int]:
-    """Write the text table, token cache, optional features and the graph node table.
+    """Write the text table, token cache, optional features, the graph node table and the
+    packed graphs (``graphs``: each text's graph JSON in ``text_id`` order, "" for none).
 
     Skips files that exist and were made with the same text model, length and texts.
     """
@@ -68,7 +71,7 @@ def run_text_stage(texts: pd.DataFrame, graphs: Iterable[dict], corpus: Prepared
     info_path = corpus.text_info_file
     fresh = info_path.is_file() and json.loads(info_path.read_text()) == _jsonable(info)
     wanted = [corpus.texts_file, corpus.text_cache_file("input_ids"), corpus.graph_nodes_file,
-              corpus.graph_node_features_file]
+              corpus.graph_node_features_file, corpus.graph_cache_file]
     wanted += [corpus.text_cache_file("features")] if features else []
     if fresh:
         damaged = damaged_files(wanted, info["text_fingerprint"])
@@ -88,9 +91,13 @@ def run_text_stage(texts: pd.DataFrame, graphs: Iterable[dict], corpus: Prepared
         token_features, masks = encoder.token_features(strings)
         save_tensors({"features": token_features, "attention_mask": masks},
                      corpus.text_cache_file("features"), info)
-    nodes = node_vocabulary(graphs)
+    # the graphs are parsed one at a time, twice (vocabulary, then packing): never all at once
+    nodes = node_vocabulary(json.loads(graph) for graph in graphs if graph)
     embeddings = encoder.pooled(nodes) if nodes else torch.zeros(0, encoder.hidden_size)
     save_tensors({"embeddings": embeddings}, corpus.graph_node_features_file, info)
+    vocab = {name: row for row, name in enumerate(nodes)}
+    save_tensors(pack_graphs((json.loads(graph) if graph else None for graph in graphs), vocab),
+                 corpus.graph_cache_file, info)
     write_text_atomic(json.dumps(nodes, indent=0), corpus.graph_nodes_file)
     write_text_atomic(json.dumps(_jsonable(info), indent=2), info_path)
     return {"texts": len(texts), "graph_nodes": len(nodes)}
