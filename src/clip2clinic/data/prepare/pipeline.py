@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from clip2clinic.data.corpus import TEXT_COLUMNS, PreparedCorpus, text_table
 from clip2clinic.data.datasets import open_dataset
@@ -79,6 +80,8 @@ def _prepare(options: PrepareOptions, corpus: PreparedCorpus) -> dict[str, Any]:
     listed = len(rows)
     kept = rows[rows["image_cache"] != ""].reset_index(drop=True)
     del rows  # only the cached images go on
+    for column in ("graph", "hard_negative_graph"):  # one Arrow buffer, not a str per row
+        kept[column] = kept[column].astype(pd.ArrowDtype(pa.string()))
     texts = text_table(pd.concat([kept[column] for column in TEXT_COLUMNS]))
     text_ids = dict(zip(texts["text"], texts["text_id"], strict=True))
     text_info = run_text_stage(texts, _graph_per_text(kept, texts), corpus, options.text_model,
